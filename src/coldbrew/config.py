@@ -1,0 +1,273 @@
+"""Typed, frozen configuration; the only reader of config files.
+
+A config file is TOML (``.toml``) or JSON (``.json``) with optional sections ``[columns]``,
+``[weighting]``, ``[encoder]``, ``[als]``, ``[bridge]`` and ``[blend]``.  Unknown sections or
+keys are errors (a typo must never be silently ignored).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from coldbrew.errors import ConfigError
+
+__all__ = [
+    "ColumnsConfig",
+    "WeightingConfig",
+    "DataConfig",
+    "EncoderConfig",
+    "ALSConfig",
+    "BridgeConfig",
+    "BlendConfig",
+    "FitConfig",
+    "load_config",
+    "default_threads",
+]
+
+
+def default_threads() -> int:
+    """Number of CPU cores this process may use (respects affinity masks)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class ColumnsConfig:
+    """Maps coldbrew's canonical column names to the names used in the user's files.
+
+    Each field holds the source column name, or ``None`` to use the built-in aliases.
+    """
+
+    item_id: str | None = None
+    title: str | None = None
+    description: str | None = None
+    category: str | None = None
+    brand: str | None = None
+    price: str | None = None
+    tags: str | None = None
+    user_id: str | None = None
+    timestamp: str | None = None
+    event: str | None = None
+    value: str | None = None
+
+    def explicit(self) -> dict[str, str]:
+        """Return ``{canonical: source}`` for the fields that were set."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+DEFAULT_EVENT_WEIGHTS: tuple[tuple[str, float], ...] = (
+    ("view", 1.0),
+    ("click", 1.0),
+    ("like", 2.0),
+    ("cart", 3.0),
+    ("add_to_cart", 3.0),
+    ("wishlist", 2.0),
+    ("purchase", 4.0),
+    ("order", 4.0),
+    ("rating", 1.0),
+    ("cancel", 0.0),
+    ("return", 0.0),
+    ("refund", 0.0),
+)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Input handling: ``on_bad_rows`` is ``"error"`` (stop at the first bad row, naming it)
+    or ``"skip"`` (drop bad rows and count them in the load report)."""
+
+    on_bad_rows: str = "error"
+
+    def __post_init__(self) -> None:
+        if self.on_bad_rows not in ("error", "skip"):
+            raise ConfigError(
+                f"data.on_bad_rows: expected 'error' or 'skip', got {self.on_bad_rows!r}"
+            )
+
+
+@dataclass(frozen=True)
+class WeightingConfig:
+    """How raw events become interaction strengths.
+
+    ``event_weights``: weight per event type (an event type not listed gets
+    ``default_weight``); a weight of 0 drops the event.  For ``rating`` events the weight is
+    multiplied by ``max(value - rating_neutral, 0) / (rating_max - rating_neutral)`` so that low
+    ratings carry no positive signal.  ``half_life_days`` applies exponential time decay
+    relative to the newest event (``None`` = no decay).
+    """
+
+    event_weights: tuple[tuple[str, float], ...] = DEFAULT_EVENT_WEIGHTS
+    default_weight: float = 1.0
+    rating_neutral: float = 2.5
+    rating_max: float = 5.0
+    half_life_days: float | None = 365.0
+
+    def weight_of(self, event: str) -> float:
+        """Weight of one event type (case-insensitive)."""
+        return dict(self.event_weights).get(event.lower(), self.default_weight)
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Which text encoder to use and how.
+
+    ``name``: ``"use-multilingual-v3"`` (bundled, default) or ``"hashing"`` (a tiny
+    dependency-free lexical encoder, for tests and as a fallback).
+    ``threads``: ``None`` means the number of CPU cores.
+    """
+
+    name: str = "use-multilingual-v3"
+    threads: int | None = None
+    batch_size: int = 256
+    lowercase: bool = True
+
+    def resolved_threads(self) -> int:
+        return self.threads if self.threads is not None else default_threads()
+
+
+@dataclass(frozen=True)
+class ALSConfig:
+    """Hyper-parameters of implicit-feedback ALS (the ``implicit`` library)."""
+
+    factors: int = 64
+    regularization: float = 0.05
+    iterations: int = 15
+    alpha: float = 20.0
+    random_state: int = 0
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    """The text -> CF bridge that places items without interactions in the CF space.
+
+    ``ridge``: L2 penalty of the linear map; ``neighbors``: text neighbours averaged by the
+    k-NN part; ``knn_share``: share of the k-NN estimate in the final factor (0..1).
+    """
+
+    ridge: float = 10.0
+    neighbors: int = 20
+    knn_share: float = 0.5
+
+
+@dataclass(frozen=True)
+class BlendConfig:
+    """Warmth-aware blending of the score sources.
+
+    Each source score is standardised per request, then mixed with weights that depend on
+    how many events the user has (``warmth = n / (n + warmth_half)``).  When ``tune`` is true
+    ``fit`` holds out the latest ``validation_share`` of events and picks the weights that
+    maximise NDCG on it, then refits on everything.
+    """
+
+    tune: bool = True
+    validation_share: float = 0.1
+    warmth_half: float = 5.0
+    cold_content: float = 1.0
+    cold_cooccurrence: float = 1.0
+    cold_cf: float = 0.5
+    cold_popularity: float = 0.5
+    warm_content: float = 0.2
+    warm_cooccurrence: float = 1.0
+    warm_cf: float = 1.0
+    warm_popularity: float = 0.1
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Everything ``coldbrew fit`` can be told."""
+
+    columns: ColumnsConfig = field(default_factory=ColumnsConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    weighting: WeightingConfig = field(default_factory=WeightingConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    als: ALSConfig = field(default_factory=ALSConfig)
+    bridge: BridgeConfig = field(default_factory=BridgeConfig)
+    blend: BlendConfig = field(default_factory=BlendConfig)
+    index: str = "auto"  # "auto" | "exact" | "faiss"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: str = "config") -> FitConfig:
+        return _build(cls, raw, source)
+
+
+def _build(cls: type, raw: Any, where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a table/object, got {type(raw).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(fields))}"
+        )
+    kwargs: dict[str, Any] = {}
+    for name, value in raw.items():
+        f = fields[name]
+        sub = f.default_factory if f.default_factory is not dataclasses.MISSING else None
+        if sub is not None and dataclasses.is_dataclass(sub):
+            kwargs[name] = _build(sub, value, f"{where}.{name}")
+        elif name == "event_weights":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}.event_weights: expected a table of event = weight")
+            merged = dict(DEFAULT_EVENT_WEIGHTS)
+            for event, weight in value.items():
+                if not isinstance(weight, (int, float)) or weight < 0:
+                    raise ConfigError(
+                        f"{where}.event_weights.{event}: expected a number >= 0, got {weight!r}"
+                    )
+                merged[str(event).lower()] = float(weight)
+            kwargs[name] = tuple(merged.items())
+        else:
+            kwargs[name] = _check_scalar(f, value, f"{where}.{name}")
+    return cls(**kwargs)
+
+
+def _check_scalar(f: dataclasses.Field[Any], value: Any, where: str) -> Any:
+    default = f.default
+    if value is None:
+        return None
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if isinstance(default, int) and not isinstance(default, bool):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if isinstance(default, float) or (default is None and "days" in f.name):
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if isinstance(default, str) or default is None:
+        if not isinstance(value, (str, int)) or isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value if f.name == "threads" and isinstance(value, int) else str(value)
+    return value
+
+
+def load_config(path: str | Path | None) -> FitConfig:
+    """Read a TOML or JSON config file; ``None`` gives the defaults."""
+    if path is None:
+        return FitConfig()
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} does not exist")
+    text = p.read_text(encoding="utf-8")
+    try:
+        if p.suffix.lower() == ".json":
+            raw = json.loads(text)
+        else:
+            raw = tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"config file {p}: cannot parse: {exc}") from None
+    return FitConfig.from_dict(raw, source=str(p))

@@ -1,0 +1,67 @@
+"""Event weighting (event type, rating, time decay), de-duplication and CSR building."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from coldbrew.config import WeightingConfig
+
+__all__ = ["event_strengths", "interaction_matrix", "duplicate_mask"]
+
+_DAY = 86_400.0
+
+
+def event_strengths(
+    event_types: np.ndarray,
+    values: np.ndarray,
+    timestamps: np.ndarray,
+    config: WeightingConfig,
+    now: int | None = None,
+) -> np.ndarray:
+    """Strength of each event, float32 of shape (n,).
+
+    ``type weight x rating factor x 0.5 ** (age_days / half_life_days)``; the age is measured
+    from ``now`` (default: the newest timestamp). Rating factor: for ``rating`` events,
+    ``clip((value - neutral) / (max - neutral), 0, 1)``; 1 otherwise.
+    """
+    n = len(event_types)
+    if n == 0:
+        return np.zeros(0, dtype=np.float32)
+    kinds, inverse = np.unique(np.asarray(event_types, dtype=object).astype(str), return_inverse=True)
+    weights = np.array([config.weight_of(k) for k in kinds], dtype=np.float64)[inverse]
+    is_rating = np.asarray(event_types == "rating")
+    if is_rating.any():
+        span = max(config.rating_max - config.rating_neutral, 1e-9)
+        vals = np.asarray(values, dtype=np.float64)[is_rating]
+        factor = np.clip((np.nan_to_num(vals, nan=config.rating_max) - config.rating_neutral) / span, 0.0, 1.0)
+        weights[is_rating] *= factor
+    if config.half_life_days:
+        ts = np.asarray(timestamps, dtype=np.float64)
+        ref = float(ts.max()) if now is None else float(now)
+        age_days = np.maximum(ref - ts, 0.0) / _DAY
+        weights *= np.power(0.5, age_days / config.half_life_days)
+    return weights.astype(np.float32)
+
+
+def duplicate_mask(
+    user_idx: np.ndarray, item_idx: np.ndarray, timestamps: np.ndarray, event_types: np.ndarray
+) -> np.ndarray:
+    """True for each event that repeats an earlier (user, item, timestamp, event) exactly."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"u": user_idx, "i": item_idx, "t": timestamps, "e": event_types})
+    return frame.duplicated(keep="first").to_numpy()
+
+
+def interaction_matrix(
+    user_idx: np.ndarray, item_idx: np.ndarray, strengths: np.ndarray, shape: tuple[int, int]
+) -> sp.csr_matrix:
+    """Users x items CSR (float32) summing the strengths of repeated pairs; zeros dropped."""
+    keep = strengths > 0
+    matrix = sp.coo_matrix(
+        (strengths[keep].astype(np.float32), (user_idx[keep], item_idx[keep])), shape=shape
+    ).tocsr()
+    matrix.sum_duplicates()
+    matrix.eliminate_zeros()
+    return matrix.astype(np.float32)
