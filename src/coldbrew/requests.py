@@ -80,6 +80,18 @@ def _str_list(obj: dict[str, Any], key: str, where: str) -> tuple[str, ...] | No
     return tuple(str(v) for v in value)
 
 
+def _timestamp(ts: int | float | str) -> int | None:
+    """Unix seconds from a number (fast path) or an ISO 8601 / numeric string."""
+    if isinstance(ts, (int, float)):
+        if ts != ts or ts in (float("inf"), float("-inf")):
+            return None
+        return int(ts / 1000) if abs(ts) > 1e11 else int(ts)
+    import pandas as pd
+
+    seconds, ok = parse_timestamps(pd.Series([ts], dtype=object))
+    return int(seconds[0]) if ok[0] else None
+
+
 def request_from_dict(obj: Any, where: str = "request") -> Request:
     """Validate one decoded JSON request; errors name ``where`` and the field."""
     if not isinstance(obj, dict):
@@ -111,10 +123,8 @@ def request_from_dict(obj: Any, where: str = "request") -> Request:
         ts = ev["timestamp"]
         if isinstance(ts, bool) or not isinstance(ts, (int, float, str)):
             raise DataError(f"{at}: field 'timestamp': expected unix seconds or ISO 8601")
-        import pandas as pd
-
-        seconds, ok = parse_timestamps(pd.Series([ts], dtype=object))
-        if not ok[0]:
+        seconds = _timestamp(ts)
+        if seconds is None:
             raise DataError(f"{at}: field 'timestamp': expected unix seconds or ISO 8601, got {ts!r}")
         event = ev.get("event", "interaction")
         if not isinstance(event, str):
@@ -122,7 +132,7 @@ def request_from_dict(obj: Any, where: str = "request") -> Request:
         value = ev.get("value")
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise DataError(f"{at}: field 'value' must be a number")
-        history.append(HistoryEvent(str(item), int(seconds[0]), event.lower() or "interaction",
+        history.append(HistoryEvent(str(item), seconds, event.lower() or "interaction",
                                     None if value is None else float(value)))
     text = obj.get("text")
     if text is not None and not isinstance(text, str):
