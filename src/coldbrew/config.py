@@ -162,7 +162,8 @@ class BlendConfig:
     """Warmth-aware blending of the score sources.
 
     Each source score is standardised per request, then mixed with weights that depend on
-    how many events the user has (``warmth = n / (n + warmth_half)``).  When ``tune`` is true
+    how many events the user has (``warmth = n / (n + warmth_half)``); items without
+    interactions use the ``new_item_*`` weights instead.  When ``tune`` is true
     ``fit`` holds out the latest ``validation_share`` of events and picks the weights that
     maximise NDCG on it, then refits on everything.
     """
@@ -178,6 +179,9 @@ class BlendConfig:
     warm_cooccurrence: float = 1.0
     warm_cf: float = 1.0
     warm_popularity: float = 0.1
+    new_item_content: float = 1.0
+    new_item_cf: float = 1.0
+    new_item_popularity: float = 0.5
 
 
 @dataclass(frozen=True)

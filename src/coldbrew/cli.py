@@ -1,0 +1,181 @@
+"""The ``coldbrew`` command: thin commands over the library.
+
+User errors (bad files, unknown IDs, bad options) end with exit code 2 and one line on
+stderr starting with ``coldbrew: error:``; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+
+from coldbrew.errors import ColdbrewError
+
+__all__ = ["main"]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1 or value > 10_000:
+        raise argparse.ArgumentTypeError(f"expected an integer between 1 and 10000, got {value}")
+    return value
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
+    from coldbrew.config import load_config
+    from coldbrew.data import load_catalog, load_events
+    from coldbrew.pipeline import Recommender
+    from coldbrew.storage import save_model
+
+    config = load_config(args.config)
+    started = time.perf_counter()
+    catalog, report = load_catalog(args.catalog, config.columns, config.data.on_bad_rows)
+    _say(report.summary())
+    events, report = load_events(args.events, config.columns, config.data.on_bad_rows)
+    _say(report.summary())
+    model = Recommender(config).fit(catalog, events)
+    save_model(model, args.out)
+    fr = model.fit_report_
+    _say(
+        f"fitted {len(model.item_map_):,} items ({fr['warm_items']:,} with interactions),"
+        f" {fr['users']:,} users; {fr['unknown_item_events']:,} events on items missing from"
+        f" the catalog were ignored; {fr['duplicate_events']:,} duplicate events counted once"
+    )
+    _say(f"model written to {args.out} in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def _cmd_add_items(args: argparse.Namespace) -> int:
+    from coldbrew.data import load_catalog
+    from coldbrew.storage import load_model, save_items
+
+    started = time.perf_counter()
+    model = load_model(args.model)
+    catalog, report = load_catalog(args.catalog, model.config.columns, model.config.data.on_bad_rows)
+    _say(report.summary())
+    added = model.add_items(catalog)
+    if added:
+        save_items(model, args.model, model.manifest_)
+    known = len(catalog) - added
+    _say(
+        f"added {added:,} new items to {args.model}"
+        + (f" ({known:,} already in the model were left unchanged)" if known else "")
+        + f" in {time.perf_counter() - started:.2f} s"
+    )
+    return 0
+
+
+def _cmd_recommend(args: argparse.Namespace) -> int:
+    from coldbrew.requests import read_requests, write_recommendations
+    from coldbrew.storage import load_model
+
+    model = load_model(args.model)
+    requests = list(read_requests(args.requests))  # validate everything before any work
+    started = time.perf_counter()
+    recs = model.recommend(requests, args.k)
+    write_recommendations(args.out, recs)
+    elapsed = time.perf_counter() - started
+    rate = len(requests) / elapsed if elapsed > 0 else float("inf")
+    _say(f"wrote {len(recs):,} recommendation lists to {args.out} ({rate:,.0f} requests/s)")
+    return 0
+
+
+def _cmd_similar(args: argparse.Namespace) -> int:
+    from coldbrew.storage import load_model
+
+    model = load_model(args.model)
+    print(json.dumps(model.similar(args.item, args.k).to_dict(), ensure_ascii=False))
+    return 0
+
+
+def _cmd_onboard(args: argparse.Namespace) -> int:
+    from coldbrew.storage import load_model
+
+    model = load_model(args.model)
+    print(json.dumps(model.onboard(args.text, args.k).to_dict(), ensure_ascii=False))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from coldbrew.demo import run_demo
+
+    return run_demo(data_dir=args.data_dir, quick=args.quick)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="coldbrew",
+        description="Cold-start-first recommendations: text encoders + collaborative filtering.",
+    )
+    from coldbrew import __version__
+
+    parser.add_argument("--version", action="version", version=f"coldbrew {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("fit", help="fit a model on a catalog and an events file",
+                       description="Fit a model. ITEMS and EVENTS are CSV (optionally .gz), Parquet or JSON Lines.")
+    p.add_argument("--catalog", required=True, metavar="ITEMS", help="products: item_id, title, [description, category, brand, price, tags]")
+    p.add_argument("--events", required=True, metavar="EVENTS", help="events: user_id, item_id, timestamp, [event, value]")
+    p.add_argument("--out", required=True, metavar="MODEL_DIR", help="directory to write the model to")
+    p.add_argument("--config", metavar="FILE", help="TOML or JSON config (column mapping, hyper-parameters)")
+    p.set_defaults(func=_cmd_fit)
+
+    p = sub.add_parser("add-items", help="add new products (text only) to a saved model, without retraining")
+    p.add_argument("--model", required=True, metavar="MODEL_DIR")
+    p.add_argument("--catalog", required=True, metavar="NEW_ITEMS")
+    p.set_defaults(func=_cmd_add_items)
+
+    p = sub.add_parser("recommend", help="recommend for a file of requests (JSON Lines)")
+    p.add_argument("--model", required=True, metavar="MODEL_DIR")
+    p.add_argument("--requests", required=True, metavar="REQUESTS.jsonl")
+    p.add_argument("--k", type=_positive_int, default=10, metavar="K", help="list length (default 10)")
+    p.add_argument("--out", required=True, metavar="RECS.jsonl")
+    p.set_defaults(func=_cmd_recommend)
+
+    p = sub.add_parser("similar", help="items similar to one item (JSON on stdout)")
+    p.add_argument("--model", required=True, metavar="MODEL_DIR")
+    p.add_argument("--item", required=True, metavar="ITEM_ID")
+    p.add_argument("--k", type=_positive_int, default=10, metavar="K")
+    p.set_defaults(func=_cmd_similar)
+
+    p = sub.add_parser("onboard", help="recommendations for a new user from free text (JSON on stdout)")
+    p.add_argument("--model", required=True, metavar="MODEL_DIR")
+    p.add_argument("--text", required=True, help="the user's interests, in their own words (English, Chinese, ...)")
+    p.add_argument("--k", type=_positive_int, default=10, metavar="K")
+    p.set_defaults(func=_cmd_onboard)
+
+    p = sub.add_parser("demo", help="run the offline demo on the bundled shop (and real data if present)")
+    p.add_argument("--data-dir", default=None, help="folder with uci_online_retail/ (default: ../shared/data if present)")
+    p.add_argument("--quick", action="store_true", help="skip the real-data evaluation")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ColdbrewError as exc:
+        print(f"coldbrew: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("coldbrew: interrupted", file=sys.stderr)
+        return 130
+    except (OSError, MemoryError) as exc:
+        print(f"coldbrew: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

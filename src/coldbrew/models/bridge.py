@@ -1,0 +1,74 @@
+"""The new-item bridge: text vectors -> collaborative-filtering space.
+
+Trained on warm items (those with interactions), it predicts for an item known only by its
+text the CF factors and the popularity prior it would have had. Two estimators are mixed:
+a ridge regression (smooth, generalises across words) and a text k-nearest-neighbour average
+of warm items' targets (sharp where near-duplicates exist, e.g. colour variants).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from coldbrew.config import BridgeConfig
+from coldbrew.errors import NotFittedError
+
+__all__ = ["TextToCFBridge"]
+
+
+class TextToCFBridge:
+    """Maps L2-normalised text vectors (n, d) to CF targets (n, t)."""
+
+    def __init__(self, config: BridgeConfig | None = None) -> None:
+        self.config = config or BridgeConfig()
+
+    def fit(self, text_vectors: np.ndarray, targets: np.ndarray) -> TextToCFBridge:
+        """Learn from warm items: ``text_vectors`` (n, d) float32, ``targets`` (n, t)."""
+        x = np.asarray(text_vectors, dtype=np.float64)
+        y = np.asarray(targets, dtype=np.float64)
+        if len(x) != len(y) or len(x) == 0:
+            raise ValueError("bridge: need the same positive number of text vectors and targets")
+        self.target_mean_ = y.mean(axis=0)
+        yc = y - self.target_mean_
+        d = x.shape[1]
+        gram = x.T @ x + self.config.ridge * np.eye(d)
+        self.weights_ = np.linalg.solve(gram, x.T @ yc).astype(np.float32)  # (d, t)
+        self.train_vectors_ = np.ascontiguousarray(text_vectors, dtype=np.float32)
+        self.train_targets_ = np.ascontiguousarray(yc, dtype=np.float32)
+        return self
+
+    @classmethod
+    def from_arrays(
+        cls, config: BridgeConfig, weights: np.ndarray, target_mean: np.ndarray,
+        train_vectors: np.ndarray, train_targets: np.ndarray,
+    ) -> TextToCFBridge:
+        bridge = cls(config)
+        bridge.weights_ = weights.astype(np.float32)
+        bridge.target_mean_ = target_mean.astype(np.float64)
+        bridge.train_vectors_ = train_vectors.astype(np.float32)
+        bridge.train_targets_ = train_targets.astype(np.float32)
+        return bridge
+
+    def predict(self, text_vectors: np.ndarray) -> np.ndarray:
+        """Predicted targets (n, t) float32; an all-zero text vector gets the mean target."""
+        if not hasattr(self, "weights_"):
+            raise NotFittedError("TextToCFBridge.predict called before fit")
+        x = np.asarray(text_vectors, dtype=np.float32)
+        if len(x) == 0:
+            return np.zeros((0, self.weights_.shape[1]), dtype=np.float32)
+        linear = x @ self.weights_
+        share = self.config.knn_share
+        if share > 0 and len(self.train_vectors_) > 0:
+            knn = np.zeros_like(linear)
+            k = min(self.config.neighbors, len(self.train_vectors_))
+            for start in range(0, len(x), 1024):
+                sims = x[start : start + 1024] @ self.train_vectors_.T
+                top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+                w = np.maximum(np.take_along_axis(sims, top, axis=1), 0.0) ** 3
+                w_sum = w.sum(axis=1, keepdims=True)
+                w = np.divide(w, w_sum, out=np.zeros_like(w), where=w_sum > 0)
+                knn[start : start + 1024] = np.einsum("nk,nkt->nt", w, self.train_targets_[top])
+            linear = (1 - share) * linear + share * knn
+        empty = ~np.any(x != 0, axis=1)
+        linear[empty] = 0.0
+        return (linear + self.target_mean_).astype(np.float32)

@@ -1,0 +1,466 @@
+"""The one orchestration: text + behaviour -> candidate scores -> blend -> top-k with reasons.
+
+``Recommender`` owns the fitted parts (ALS, item co-occurrence, the text->CF bridge, item
+text vectors, popularity) and scores a *batch* of requests at a time:
+
+* **cf**: the user's ALS factor, folded in from the request history (no retraining), dotted
+  with item factors; items without interactions use factors predicted by the bridge.
+* **cooccurrence**: item-to-item cosine neighbours of the history items (baskets).
+* **content**: the user's text profile (decayed, event-weighted mean of the history items'
+  text vectors plus the request's own words) against item text vectors.
+* **popularity**: recent popularity; for items without interactions, the bridge's estimate.
+
+Each source is standardised over the request's candidate items and mixed with weights that
+move from the *cold* set to the *warm* set as the user's history grows
+(``warmth = n / (n + warmth_half)``). When ``BlendConfig.tune`` is set, ``fit`` learns those
+weights on a temporal hold-out of the shop's own data.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import scipy.sparse as sp
+
+from coldbrew.config import BlendConfig, FitConfig
+from coldbrew.data.catalog import Catalog
+from coldbrew.data.events import Events
+from coldbrew.data.idmap import IdMap
+from coldbrew.data.weighting import event_strengths, interaction_matrix
+from coldbrew.errors import DataError, NotFittedError
+from coldbrew.models.als import ALSModel, confidence
+from coldbrew.models.bridge import TextToCFBridge
+from coldbrew.models.cooccurrence import cooccurrence_neighbors
+from coldbrew.requests import HistoryEvent, Recommendation, Request
+
+__all__ = ["Recommender", "SOURCES"]
+
+SOURCES = ("content", "cooccurrence", "cf", "popularity")
+_CHUNK = 512
+_TREND_HALF_LIFE_DAYS = 30.0
+_VERBS = {
+    "purchase": "bought", "order": "bought", "cart": "added to your cart",
+    "add_to_cart": "added to your cart", "rating": "rated", "like": "liked",
+    "wishlist": "wished for", "view": "viewed", "click": "viewed",
+}
+
+
+@dataclass
+class _Batch:
+    """Per-request inputs in index space for one chunk of requests."""
+
+    strengths: sp.csr_matrix  # (n, n_items) decayed, event-weighted history
+    n_history: np.ndarray  # (n,) distinct known history items
+    text_vectors: np.ndarray  # (n, d) request text (zeros when none)
+    has_text: np.ndarray  # (n,) bool
+    allowed: np.ndarray  # (n, n_items) bool
+
+
+class Recommender:
+    """Cold-start-aware recommender over a product catalog and an event log.
+
+    Parameters
+    ----------
+    config: the typed configuration (columns, weighting, encoder, ALS, bridge, blend).
+    encoder: a ``TextEncoder``; default: built from ``config.encoder``.
+    """
+
+    def __init__(self, config: FitConfig | None = None, encoder=None) -> None:
+        self.config = config or FitConfig()
+        self._encoder = encoder
+        self._cache = None
+
+    # ------------------------------------------------------------------ encoding
+    @property
+    def encoder(self):
+        if self._encoder is None:
+            from coldbrew.text import make_encoder
+
+            self._encoder = make_encoder(self.config.encoder)
+        return self._encoder
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Text vectors (n, d) float32 via the embedding cache (only new texts are encoded)."""
+        if self._cache is None:
+            from coldbrew.text import EmbeddingCache
+
+            self._cache = EmbeddingCache()
+        return self._cache.encode(self.encoder, list(texts))
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, catalog: Catalog, events: Events, progress: bool | None = None) -> Recommender:
+        """Fit every part on a catalog and its events. Returns ``self``.
+
+        Events on items missing from the catalog are dropped (counted in
+        ``fit_report_["unknown_item_events"]``); exact duplicate events count once.
+        """
+        if len(catalog) == 0:
+            raise DataError("catalog is empty: nothing to recommend")
+        self._progress = progress
+        text_vectors = self.encode(catalog.texts())
+        blend = self.config.blend
+        if blend.tune:
+            blend = self._tune_blend(catalog, events, text_vectors)
+            self.config = replace(self.config, blend=blend)
+        self._fit_parts(catalog, events, text_vectors)
+        return self
+
+    def _fit_parts(self, catalog: Catalog, events: Events, text_vectors: np.ndarray) -> None:
+        cfg = self.config
+        self.item_map_ = IdMap(catalog.item_ids, kind="item")
+        self.catalog_ = catalog
+        self.text_vectors_ = np.ascontiguousarray(text_vectors, dtype=np.float32)
+        item_idx = self.item_map_.lookup(events.item_ids)
+        known = item_idx >= 0
+        self.fit_report_ = {"events": len(events), "unknown_item_events": int((~known).sum())}
+        ev = events.take(known)
+        item_idx = item_idx[known]
+        if len(ev) == 0:
+            raise DataError(
+                "no events refer to items in the catalog: check that the item_id columns match"
+            )
+        self.user_map_ = IdMap(kind="user")
+        user_idx = self.user_map_.add(ev.user_ids)
+        from coldbrew.data.weighting import duplicate_mask
+
+        dup = duplicate_mask(user_idx, item_idx, ev.timestamps, ev.events)
+        self.fit_report_["duplicate_events"] = int(dup.sum())
+        ev, user_idx, item_idx = ev.take(~dup), user_idx[~dup], item_idx[~dup]
+        self.now_ = int(ev.timestamps.max())
+        shape = (len(self.user_map_), len(self.item_map_))
+        strengths = event_strengths(ev.events, ev.values, ev.timestamps, cfg.weighting, self.now_)
+        matrix = interaction_matrix(user_idx, item_idx, strengths, shape)
+        self.als_ = ALSModel(cfg.als).fit(confidence(matrix, cfg.als.alpha), progress=self._progress)
+        self.cooccurrence_ = cooccurrence_neighbors(matrix)
+        trend = event_strengths(
+            ev.events, ev.values, ev.timestamps,
+            replace(cfg.weighting, half_life_days=_TREND_HALF_LIFE_DAYS), self.now_,
+        )
+        counts = np.bincount(item_idx[trend > 0], weights=trend[trend > 0], minlength=shape[1])
+        popularity = np.log1p(counts).astype(np.float32)
+        self.item_warm_ = np.asarray((matrix > 0).sum(axis=0)).ravel() > 0
+        self.fit_report_["warm_items"] = int(self.item_warm_.sum())
+        self.fit_report_["users"] = shape[0]
+        # The bridge learns text -> (ALS factors, popularity) on warm items with text.
+        has_text = np.any(self.text_vectors_ != 0, axis=1)
+        train = self.item_warm_ & has_text
+        targets = np.hstack([self.als_.item_factors_, popularity[:, None]])
+        self.bridge_ = TextToCFBridge(cfg.bridge)
+        if train.sum() >= 2:
+            self.bridge_.fit(self.text_vectors_[train], targets[train])
+        else:  # no text at all: the bridge predicts the mean of the warm items
+            self.bridge_.fit(np.zeros((1, self.text_vectors_.shape[1]), np.float32),
+                             targets[self.item_warm_][:1] if self.item_warm_.any() else targets[:1])
+        self.item_factors_ = self.als_.item_factors_.copy()
+        self.popularity_ = popularity
+        self._fill_cold_items(np.flatnonzero(~self.item_warm_))
+
+    def _fill_cold_items(self, positions: np.ndarray) -> None:
+        """Give items without interactions bridged CF factors and popularity."""
+        if len(positions) == 0:
+            self._refresh()
+            return
+        predicted = self.bridge_.predict(self.text_vectors_[positions])
+        self.item_factors_[positions] = predicted[:, :-1]
+        # A product nobody has bought yet is less proven than a best-seller with the same text.
+        self.popularity_[positions] = np.minimum(predicted[:, -1], np.median(self.popularity_[self.item_warm_]) if self.item_warm_.any() else 0.0)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        self._fold = ALSModel.from_factors(self.config.als, self.item_factors_, np.zeros((0, self.item_factors_.shape[1])))
+        n = len(self.item_map_)
+        if self.cooccurrence_.shape[0] != n:
+            c = self.cooccurrence_.tocoo()
+            self.cooccurrence_ = sp.csr_matrix((c.data, (c.row, c.col)), shape=(n, n), dtype=np.float32)
+
+    # ------------------------------------------------------------------ new items
+    def add_items(self, catalog: Catalog) -> int:
+        """Add products unknown at fit time (text only); no retraining. Returns how many.
+
+        Items whose ID is already in the model are left unchanged (not counted).
+        """
+        self._check_fitted()
+        new = np.array([i not in self.item_map_ for i in catalog.item_ids], dtype=bool)
+        if not new.any():
+            return 0
+        added = catalog.subset(np.flatnonzero(new))
+        vectors = self.encode(added.texts())
+        start = len(self.item_map_)
+        self.item_map_.add(added.item_ids)
+        self.catalog_ = _concat_catalogs(self.catalog_, added)
+        self.text_vectors_ = np.vstack([self.text_vectors_, vectors]).astype(np.float32)
+        f = self.item_factors_.shape[1]
+        self.item_factors_ = np.vstack([self.item_factors_, np.zeros((len(added), f), np.float32)])
+        self.popularity_ = np.concatenate([self.popularity_, np.zeros(len(added), np.float32)])
+        self.item_warm_ = np.concatenate([self.item_warm_, np.zeros(len(added), bool)])
+        self._fill_cold_items(np.arange(start, start + len(added)))
+        return len(added)
+
+    # ------------------------------------------------------------------ scoring
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "item_map_"):
+            raise NotFittedError("the recommender is not fitted: call fit() or load a model directory")
+
+    def _batch(self, requests: Sequence[Request]) -> _Batch:
+        n, n_items = len(requests), len(self.item_map_)
+        rows, cols, evs, vals, tss = [], [], [], [], []
+        allowed = np.ones((n, n_items), dtype=bool)
+        now = np.full(n, self.now_, dtype=np.int64)
+        for r, req in enumerate(requests):
+            if req.candidates is not None:
+                allowed[r] = False
+                cand = self.item_map_.lookup(req.candidates)
+                allowed[r, cand[cand >= 0]] = True
+            if req.exclude:
+                ex = self.item_map_.lookup(req.exclude)
+                allowed[r, ex[ex >= 0]] = False
+            if req.history:
+                idx = self.item_map_.lookup([h.item_id for h in req.history])
+                allowed[r, idx[idx >= 0]] = False
+                ok = idx >= 0
+                now[r] = max(self.now_, max(h.timestamp for h in req.history))
+                for h, i, good in zip(req.history, idx, ok):
+                    if good:
+                        rows.append(r)
+                        cols.append(i)
+                        evs.append(h.event)
+                        vals.append(np.nan if h.value is None else h.value)
+                        tss.append(h.timestamp)
+        rows_a = np.asarray(rows, dtype=np.int64)
+        if len(rows_a):
+            # Each request decays its own history from its own "now".
+            ts = np.asarray(tss, dtype=np.int64)
+            shifted = ts + (self.now_ - now[rows_a])
+            strengths = event_strengths(np.asarray(evs, dtype=object), np.asarray(vals, dtype=np.float64), shifted, self.config.weighting, self.now_)
+        else:
+            strengths = np.zeros(0, np.float32)
+        matrix = interaction_matrix(rows_a, np.asarray(cols, dtype=np.int64), strengths, (n, n_items))
+        n_history = np.diff(matrix.indptr)
+        texts = [req.text for req in requests]
+        has_text = np.array([bool(t and t.strip()) for t in texts], dtype=bool)
+        text_vectors = np.zeros((n, self.text_vectors_.shape[1]), dtype=np.float32)
+        if has_text.any():
+            text_vectors[has_text] = self.encode([t for t in texts if t and t.strip()])
+        return _Batch(matrix, n_history, text_vectors, has_text, allowed)
+
+    def _sources(self, batch: _Batch) -> dict[str, np.ndarray]:
+        """Raw source scores, each (n, n_items) float32."""
+        strengths = batch.strengths
+        damped = strengths.copy()
+        damped.data = np.log1p(damped.data)
+        user_factors = self._fold.fold_in(confidence(strengths, self.config.als.alpha))
+        cf = user_factors @ self.item_factors_.T
+        cooc = np.asarray((damped @ self.cooccurrence_).todense(), dtype=np.float32)
+        profile = np.asarray(damped @ self.text_vectors_, dtype=np.float32)
+        profile = _normalise(profile) + batch.text_vectors
+        content = _normalise(profile) @ self.text_vectors_.T
+        pop = np.broadcast_to(self.popularity_, cf.shape)
+        return {"content": content, "cooccurrence": cooc, "cf": cf, "popularity": pop}
+
+    def _weights(self, n_history: np.ndarray, blend: BlendConfig | None = None) -> np.ndarray:
+        """Blend weights (n, len(SOURCES)) interpolated by the user's warmth."""
+        b = blend or self.config.blend
+        cold = np.array([b.cold_content, b.cold_cooccurrence, b.cold_cf, b.cold_popularity])
+        warm = np.array([b.warm_content, b.warm_cooccurrence, b.warm_cf, b.warm_popularity])
+        warmth = n_history / (n_history + b.warmth_half)
+        return ((1 - warmth)[:, None] * cold + warmth[:, None] * warm).astype(np.float32)
+
+    def _blend(self, sources: dict[str, np.ndarray], batch: _Batch, blend: BlendConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Blended scores (n, n_items) with -inf on disallowed items, and per-source parts.
+
+        Items without interactions (new products) use the ``new_item_*`` weights: their CF
+        factors and popularity are the bridge's estimates, not observations.
+        """
+        b = blend or self.config.blend
+        weights = self._weights(batch.n_history, b)
+        item_weights = np.array([b.new_item_content, 0.0, b.new_item_cf, b.new_item_popularity], np.float32)
+        cold = ~self.item_warm_
+        parts = np.zeros((len(SOURCES),) + batch.allowed.shape, dtype=np.float32)
+        for s, name in enumerate(SOURCES):
+            w = np.where(cold[None, :], item_weights[s], weights[:, s, None])
+            parts[s] = w * _standardise(sources[name], batch.allowed)
+        total = parts.sum(axis=0)
+        total[~batch.allowed] = -np.inf
+        return total, parts
+
+    def recommend(self, requests: Sequence[Request], k: int = 10, _mode: str = "user") -> list[Recommendation]:
+        """Top-k items with scores and reasons for each request, in request order."""
+        self._check_fitted()
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        out: list[Recommendation] = []
+        for start in range(0, len(requests), _CHUNK):
+            chunk = requests[start : start + _CHUNK]
+            batch = self._batch(chunk)
+            sources = self._sources(batch)
+            total, parts = self._blend(sources, batch)
+            top = _top_k(total, k)
+            for r, req in enumerate(chunk):
+                items = [i for i in top[r] if np.isfinite(total[r, i])]
+                out.append(Recommendation(
+                    request_id=req.request_id,
+                    user_id=req.user_id,
+                    items=self.item_map_.ids(items),
+                    scores=[float(total[r, i]) for i in items],
+                    reasons=[self._reason(req, batch, r, i, parts[:, r, i], _mode) for i in items],
+                ))
+        return out
+
+    # ------------------------------------------------------------------ reasons
+    def _title(self, i: int) -> str:
+        title = str(self.catalog_.titles[i]) or str(self.item_map_.ids([i])[0])
+        return title if len(title) <= 60 else title[:57] + "..."
+
+    def _reason(self, req: Request, batch: _Batch, r: int, i: int, parts: np.ndarray, mode: str = "user") -> str:
+        """One human reason for item ``i`` in request ``r``: the strongest source, made concrete."""
+        source = SOURCES[int(np.argmax(parts))]
+        lo, hi = batch.strengths.indptr[r], batch.strengths.indptr[r + 1]
+        hist_items = batch.strengths.indices[lo:hi]
+        new_item = not self.item_warm_[i]
+        if source == "content" and batch.has_text[r] and (len(hist_items) == 0 or parts[0] > 0):
+            words = _matching_words(req.text or "", self._title(i))
+            if words:
+                return f"matches '{words}' in your interests"
+            return f"matches your interests ('{_clip(req.text or '', 40)}')"
+        if len(hist_items) and source in ("content", "cooccurrence", "cf"):
+            if source == "cooccurrence":
+                sims = np.asarray(self.cooccurrence_[hist_items, i].todense()).ravel()
+            elif source == "cf":
+                sims = self.item_factors_[hist_items] @ self.item_factors_[i]
+            else:
+                sims = self.text_vectors_[hist_items] @ self.text_vectors_[i]
+            j = int(hist_items[int(np.argmax(sims))])
+            if mode == "similar":
+                return {
+                    "cooccurrence": "often bought together",
+                    "cf": "liked by the same shoppers" if not new_item else "new arrival for the same shoppers",
+                    "content": "similar product description",
+                }[source]
+            verb = self._verb(req, j)
+            if source == "cooccurrence":
+                return f"often bought with {self._title(j)}, which you {verb}"
+            if new_item:
+                return f"new arrival like {self._title(j)}, which you {verb}"
+            if source == "content":
+                return f"similar to {self._title(j)}, which you {verb}"
+            return f"because you {verb} {self._title(j)}"
+        category = str(self.catalog_.categories[i]).split(">")[-1].split("|")[0].strip()
+        if new_item:
+            return f"new in {category}" if category else "new arrival"
+        if category:
+            return f"popular in {category} right now"
+        return "popular with shoppers right now"
+
+    def _verb(self, req: Request, item: int) -> str:
+        raw = self.item_map_.ids([item])[0]
+        for h in reversed(req.history):
+            if h.item_id == raw:
+                return _VERBS.get(h.event, "looked at")
+        return "looked at"
+
+    # ------------------------------------------------------------------ single queries
+    def similar(self, item_id: str, k: int = 10) -> Recommendation:
+        """Items most similar to one item: its CF neighbours blended with text neighbours."""
+        self._check_fitted()
+        self.item_map_.index(item_id)  # raises UnknownIdError naming the item
+        req = Request(request_id=f"similar:{item_id}", user_id="",
+                      history=(HistoryEvent(item_id, self.now_, "view"),))
+        return self.recommend([req], k, _mode="similar")[0]
+
+    def onboard(self, text: str, k: int = 10) -> Recommendation:
+        """Recommendations for a brand-new user from their own words (any bundled language)."""
+        self._check_fitted()
+        if not text or not text.strip():
+            raise DataError("onboarding text is empty: describe the user's interests in a few words")
+        req = Request(request_id="onboard", user_id="", text=text)
+        return self.recommend([req], k)[0]
+
+    # ------------------------------------------------------------------ tuning
+    def _tune_blend(self, catalog: Catalog, events: Events, text_vectors: np.ndarray) -> BlendConfig:
+        """Pick blend weights on a temporal hold-out of these events (see module docstring)."""
+        from coldbrew.models.tuning import tune_blend
+
+        return tune_blend(self, catalog, events, text_vectors)
+
+
+def _concat_catalogs(a: Catalog, b: Catalog) -> Catalog:
+    import pandas as pd
+
+    return Catalog(
+        item_ids=np.concatenate([a.item_ids, b.item_ids]),
+        titles=np.concatenate([a.titles, b.titles]),
+        descriptions=np.concatenate([a.descriptions, b.descriptions]),
+        categories=np.concatenate([a.categories, b.categories]),
+        brands=np.concatenate([a.brands, b.brands]),
+        tags=np.concatenate([a.tags, b.tags]),
+        prices=np.concatenate([a.prices, b.prices]),
+        attributes=pd.concat([a.attributes, b.attributes], ignore_index=True),
+    )
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+
+
+def _standardise(scores: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Z-score each row over its allowed items; constant rows become 0."""
+    x = np.where(allowed, scores, np.nan).astype(np.float32)
+    with np.errstate(invalid="ignore"), _quiet():
+        mean = np.nanmean(x, axis=1, keepdims=True)
+        std = np.nanstd(x, axis=1, keepdims=True)
+    out = np.divide(scores - np.nan_to_num(mean), std, out=np.zeros_like(x), where=np.nan_to_num(std) > 1e-9)
+    return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+class _quiet:
+    def __enter__(self):
+        import warnings
+
+        self._w = warnings.catch_warnings()
+        self._w.__enter__()
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+
+    def __exit__(self, *exc):
+        self._w.__exit__(*exc)
+
+
+def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k best per row, best first (ties broken by lower index)."""
+    k = min(k, scores.shape[1])
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    vals = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1)
+
+
+_WORD = re.compile(r"[\w']+", re.UNICODE)
+
+
+def _is_cjk(ch: str) -> bool:
+    return "\u4e00" <= ch <= "\u9fff"
+
+
+def _matching_words(text: str, title: str) -> str:
+    """Words (or, for Chinese, two-character terms) shared by the user's text and a title."""
+    title_l = title.lower()
+    hits = []
+    for word in _WORD.findall(text.lower()):
+        if any(_is_cjk(ch) for ch in word):
+            j = 0
+            while j < len(word) - 1:  # longest shared run of two or more characters
+                run = next((word[j:e] for e in range(len(word), j + 1, -1) if word[j:e] in title_l), "")
+                if run:
+                    hits.append(run)
+                j += max(len(run), 1)
+        elif len(word) > 2 and word in title_l:
+            hits.append(word)
+    return " ".join(dict.fromkeys(hits))[:40]
+
+
+def _clip(text: str, n: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 3] + "..."

