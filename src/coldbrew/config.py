@@ -108,7 +108,7 @@ class WeightingConfig:
     default_weight: float = 1.0
     rating_neutral: float = 2.5
     rating_max: float = 5.0
-    half_life_days: float | None = 365.0
+    half_life_days: float | None = 90.0
 
     def weight_of(self, event: str) -> float:
         """Weight of one event type (case-insensitive)."""
@@ -140,7 +140,7 @@ class ALSConfig:
     factors: int = 64
     regularization: float = 0.05
     iterations: int = 15
-    alpha: float = 20.0
+    alpha: float = 5.0
     random_state: int = 0
 
 
@@ -164,8 +164,9 @@ class BlendConfig:
     Each source score is standardised per request, then mixed with weights that depend on
     how many events the user has (``warmth = n / (n + warmth_half)``); items without
     interactions use the ``new_item_*`` weights instead.  When ``tune`` is true
-    ``fit`` holds out the latest ``validation_share`` of events and picks the weights that
-    maximise NDCG on it, then refits on everything.
+    ``fit`` holds out the latest ``validation_share`` of events and picks the weights (and the
+    ALS ``alpha`` and decay half-life among a few candidates) that maximise NDCG@20 on it, then
+    refits on everything; see :mod:`coldbrew.models.tuning`.
     """
 
     tune: bool = True

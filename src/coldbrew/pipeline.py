@@ -101,10 +101,13 @@ class Recommender:
             raise DataError("catalog is empty: nothing to recommend")
         self._progress = progress
         text_vectors = self.encode(catalog.texts())
-        blend = self.config.blend
-        if blend.tune:
-            blend = self._tune_blend(catalog, events, text_vectors)
-            self.config = replace(self.config, blend=blend)
+        self.tuning_: dict[str, dict[str, float]] = {}
+        if self.config.blend.tune:
+            from coldbrew.models.tuning import tune
+
+            result = tune(self, catalog, events, text_vectors)
+            if result is not None:
+                self.config, self.tuning_ = result.config, result.scores
         self._fit_parts(catalog, events, text_vectors)
         return self
 
@@ -377,13 +380,6 @@ class Recommender:
             raise DataError("onboarding text is empty: describe the user's interests in a few words")
         req = Request(request_id="onboard", user_id="", text=text)
         return self.recommend([req], k)[0]
-
-    # ------------------------------------------------------------------ tuning
-    def _tune_blend(self, catalog: Catalog, events: Events, text_vectors: np.ndarray) -> BlendConfig:
-        """Pick blend weights on a temporal hold-out of these events (see module docstring)."""
-        from coldbrew.models.tuning import tune_blend
-
-        return tune_blend(self, catalog, events, text_vectors)
 
 
 def _concat_catalogs(a: Catalog, b: Catalog) -> Catalog:

@@ -99,6 +99,7 @@ def save_model(model, directory: str | Path) -> Path:
         "config": model.config.to_dict(),
         "now": int(model.now_),
         "fit_report": model.fit_report_,
+        "tuning": getattr(model, "tuning_", {}),
         "generation": 0,
     }
     save_items(model, d, manifest)
