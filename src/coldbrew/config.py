@@ -222,10 +222,15 @@ def _build(cls: type, raw: Any, where: str) -> Any:
         if sub is not None and dataclasses.is_dataclass(sub):
             kwargs[name] = _build(sub, value, f"{where}.{name}")
         elif name == "event_weights":
-            if not isinstance(value, dict):
+            if isinstance(value, list) and all(
+                isinstance(p, (list, tuple)) and len(p) == 2 for p in value
+            ):
+                merged, pairs = {}, [tuple(p) for p in value]  # exact table (from to_dict)
+            elif isinstance(value, dict):
+                merged, pairs = dict(DEFAULT_EVENT_WEIGHTS), list(value.items())
+            else:
                 raise ConfigError(f"{where}.event_weights: expected a table of event = weight")
-            merged = dict(DEFAULT_EVENT_WEIGHTS)
-            for event, weight in value.items():
+            for event, weight in pairs:
                 if not isinstance(weight, (int, float)) or weight < 0:
                     raise ConfigError(
                         f"{where}.event_weights.{event}: expected a number >= 0, got {weight!r}"
@@ -240,7 +245,13 @@ def _build(cls: type, raw: Any, where: str) -> Any:
 def _check_scalar(f: dataclasses.Field[Any], value: Any, where: str) -> Any:
     default = f.default
     if value is None:
-        return None
+        if default is None or "None" in str(f.type):  # annotated `X | None`
+            return None
+        raise ConfigError(f"{where}: expected a value, got null")
+    if f.name == "threads":
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"{where}: expected a positive integer, got {value!r}")
+        return value
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: expected true/false, got {value!r}")

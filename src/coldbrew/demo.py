@@ -66,7 +66,7 @@ def run_demo(data_dir: str | None = None, quick: bool = False) -> int:
     from coldbrew.config import BlendConfig, FitConfig
     from coldbrew.data import load_catalog, load_events
     from coldbrew.pipeline import Recommender
-    from coldbrew.requests import HistoryEvent, Request
+    from coldbrew.requests import Request
     from coldbrew.storage import load_model, save_items, save_model
 
     catalog_path, new_path = demo_paths()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from coldbrew.errors import DataError
@@ -41,15 +42,25 @@ def read_table(path: str | Path) -> pd.DataFrame:
     try:
         if name.endswith(_PARQUET):
             frame = pd.read_parquet(p)
-            return frame.astype({c: "string" for c in frame.columns}).astype(object).where(
-                frame.notna(), None
-            )
+            nested = [c for c in frame.columns
+                      if frame[c].map(lambda v: isinstance(v, (list, np.ndarray))).any()]
+            out = frame.astype({c: "string" for c in frame.columns if c not in nested})
+            out = out.astype(object).where(frame.notna(), None)
+            for c in nested:
+                out[c] = frame[c].map(
+                    lambda v: [str(x) for x in v] if isinstance(v, (list, np.ndarray)) else None
+                )
+            return out
         if name.endswith(_JSONL):
             return _read_jsonl(p)
         if name.endswith(_CSV):
             sep = "\t" if ".tsv" in name else ","
-            frame = pd.read_csv(p, dtype=str, keep_default_na=False, na_values=[""], sep=sep)
+            frame = pd.read_csv(p, dtype=str, keep_default_na=False, na_values=[""], sep=sep,
+                                skip_blank_lines=False)
+            blank = frame.isna().all(axis=1).to_numpy()
+            frame = frame.loc[~blank].reset_index(drop=True)
             frame.attrs["format"] = "csv"
+            frame.attrs["line_numbers"] = (np.flatnonzero(~blank) + 2).tolist()
             return frame
     except DataError:
         raise
@@ -58,6 +69,13 @@ def read_table(path: str | Path) -> pd.DataFrame:
     raise DataError(
         f"{p}: unknown file type; use .csv, .csv.gz, .parquet or .jsonl (optionally .gz)"
     )
+
+
+def _jsonl_cell(v: object) -> object:
+    # pandas fills keys absent from a row (and some nulls) with float NaN: that is "missing".
+    if v is None or (isinstance(v, float) and v != v):
+        return None
+    return v if isinstance(v, (list, dict)) else str(v)
 
 
 def _read_jsonl(p: Path) -> pd.DataFrame:
@@ -81,6 +99,6 @@ def _read_jsonl(p: Path) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     frame.attrs["line_numbers"] = lines
     # Keep types textual like the CSV path; nested values stay as they are.
-    out = frame.map(lambda v: None if v is None else (v if isinstance(v, (list, dict)) else str(v)))
+    out = frame.map(_jsonl_cell)
     out.attrs["line_numbers"] = lines
     return out

@@ -132,6 +132,8 @@ def catalog_from_frame(
     on_bad_rows: str = "error",
 ) -> tuple[Catalog, LoadReport]:
     """Validate an in-memory table as a catalog; see :func:`load_catalog`."""
+    if on_bad_rows not in ("error", "skip"):
+        raise ValueError(f"on_bad_rows: expected 'error' or 'skip', got {on_bad_rows!r}")
     found = resolve_columns(frame, ITEM_ALIASES, ("item_id",), columns or ColumnsConfig(), source)
     if "title" not in found and "description" not in found:
         raise DataError(
@@ -143,7 +145,7 @@ def catalog_from_frame(
     ids = frame[found["item_id"]]
     ids = ids.where(ids.notna(), "").astype(str).str.strip()
     for pos in np.flatnonzero((ids == "").to_numpy()):
-        msg = f"field item_id is empty"
+        msg = "field item_id is empty"
         if on_bad_rows == "error":
             raise DataError(f"{source}: {location(frame, pos)}: {msg}")
         report.skip(msg, location(frame, pos))
@@ -164,7 +166,7 @@ def catalog_from_frame(
     if "price" in found:
         raw = frame[found["price"]]
         parsed = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, copy=True)
-        bad = (raw.notna().to_numpy() & np.isnan(parsed)) | (parsed < 0)
+        bad = (raw.notna().to_numpy() & ~np.isfinite(parsed)) | (parsed < 0)
         for pos in np.flatnonzero(bad & keep):
             msg = f"field price: expected a non-negative number, got {raw.iloc[pos]!r}"
             if on_bad_rows == "error":

@@ -66,9 +66,10 @@ def parse_timestamps(raw: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         text = raw[rest].astype(str)
         parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
         good = parsed.notna().to_numpy()
-        as_ns = parsed[good].astype("int64").to_numpy() if good.any() else np.array([], np.int64)
+        epoch = pd.Timestamp(0, tz="UTC")
+        as_s = ((parsed[good] - epoch) // pd.Timedelta(seconds=1)).to_numpy(dtype=np.int64)
         positions = np.flatnonzero(rest)
-        seconds[positions[good]] = as_ns // 1_000_000_000
+        seconds[positions[good]] = as_s
         ok[positions[good]] = True
     return seconds, ok
 
@@ -97,6 +98,8 @@ def events_from_frame(
     on_bad_rows: str = "error",
 ) -> tuple[Events, LoadReport]:
     """Validate an in-memory table as events; see :func:`load_events`."""
+    if on_bad_rows not in ("error", "skip"):
+        raise ValueError(f"on_bad_rows: expected 'error' or 'skip', got {on_bad_rows!r}")
     found = resolve_columns(
         frame, EVENT_ALIASES, ("user_id", "item_id", "timestamp"), columns or ColumnsConfig(), source
     )

@@ -30,9 +30,12 @@ class TextToCFBridge:
             raise ValueError("bridge: need the same positive number of text vectors and targets")
         self.target_mean_ = y.mean(axis=0)
         yc = y - self.target_mean_
+        # Centring both sides gives the ridge an (unpenalised) intercept.
+        self.input_mean_ = x.mean(axis=0).astype(np.float32)
+        xc = x - self.input_mean_
         d = x.shape[1]
-        gram = x.T @ x + self.config.ridge * np.eye(d)
-        self.weights_ = np.linalg.solve(gram, x.T @ yc).astype(np.float32)  # (d, t)
+        gram = xc.T @ xc + self.config.ridge * np.eye(d)
+        self.weights_ = np.linalg.solve(gram, xc.T @ yc).astype(np.float32)  # (d, t)
         self.train_vectors_ = np.ascontiguousarray(text_vectors, dtype=np.float32)
         self.train_targets_ = np.ascontiguousarray(yc, dtype=np.float32)
         return self
@@ -40,9 +43,11 @@ class TextToCFBridge:
     @classmethod
     def from_arrays(
         cls, config: BridgeConfig, weights: np.ndarray, target_mean: np.ndarray,
-        train_vectors: np.ndarray, train_targets: np.ndarray,
+        train_vectors: np.ndarray, train_targets: np.ndarray, input_mean: np.ndarray,
     ) -> TextToCFBridge:
+        """Rebuild a fitted bridge from its saved arrays."""
         bridge = cls(config)
+        bridge.input_mean_ = input_mean.astype(np.float32)
         bridge.weights_ = weights.astype(np.float32)
         bridge.target_mean_ = target_mean.astype(np.float64)
         bridge.train_vectors_ = train_vectors.astype(np.float32)
@@ -56,7 +61,7 @@ class TextToCFBridge:
         x = np.asarray(text_vectors, dtype=np.float32)
         if len(x) == 0:
             return np.zeros((0, self.weights_.shape[1]), dtype=np.float32)
-        linear = x @ self.weights_
+        linear = (x - self.input_mean_) @ self.weights_
         share = self.config.knn_share
         if share > 0 and len(self.train_vectors_) > 0:
             knn = np.zeros_like(linear)

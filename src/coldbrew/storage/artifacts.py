@@ -86,6 +86,7 @@ def save_model(model, directory: str | Path) -> Path:
         cooc_data=cooc.data, cooc_indices=cooc.indices, cooc_indptr=cooc.indptr,
         cooc_shape=np.asarray(cooc.shape, dtype=np.int64),
         bridge_weights=bridge.weights_, bridge_mean=bridge.target_mean_,
+        bridge_input_mean=bridge.input_mean_,
         bridge_vectors=bridge.train_vectors_, bridge_targets=bridge.train_targets_,
     )
     _save_parquet(d / "users.parquet", pd.DataFrame({"user_id": model.user_map_.ids()}))
@@ -193,7 +194,8 @@ def load_model(directory: str | Path, encoder=None):
         (a["cooc_data"], a["cooc_indices"], a["cooc_indptr"]), shape=tuple(a["cooc_shape"])
     )
     model.bridge_ = TextToCFBridge.from_arrays(
-        config.bridge, a["bridge_weights"], a["bridge_mean"], a["bridge_vectors"], a["bridge_targets"]
+        config.bridge, a["bridge_weights"], a["bridge_mean"], a["bridge_vectors"], a["bridge_targets"],
+        a["bridge_input_mean"],
     )
     model.text_vectors_ = items["text_vectors"]
     model.item_factors_ = items["item_factors"]
