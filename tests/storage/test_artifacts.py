@@ -1,0 +1,103 @@
+"""Model directories: round trips, generations, crash safety and refusals."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from coldbrew.config import BlendConfig, FitConfig
+from coldbrew.data import catalog_from_frame, events_from_frame
+from coldbrew.errors import ModelFormatError
+from coldbrew.pipeline import Recommender
+from coldbrew.requests import HistoryEvent, Request
+from coldbrew.storage import artifacts, load_model, save_items, save_model
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    catalog, _ = catalog_from_frame(pd.DataFrame({
+        "item_id": ["a", "b", "c", "d"], "title": ["red wine", "white wine", "green tea", "black tea"],
+        "category": ["Wine", "Wine", "Tea", "Tea"], "price": [10, 12, 5, None], "colour": ["red", "", "", "x"],
+    }))
+    rows = [(f"u{u}", item, 1_700_000_000 + 10 * u + j, "purchase")
+            for u in range(40) for j, item in enumerate(["a", "b"] if u % 2 else ["c", "d"])]
+    events, _ = events_from_frame(pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp", "event"]))
+    return Recommender(FitConfig(blend=BlendConfig(tune=False))).fit(catalog, events, progress=False)
+
+
+REQUESTS = [Request("1", "u1", (HistoryEvent("a", 1_700_001_000, "purchase"),)), Request("2", "new", text="tea")]
+
+
+def test_round_trip_gives_identical_recommendations(fitted, tmp_path):
+    save_model(fitted, tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    before = fitted.recommend(REQUESTS, k=3)
+    after = loaded.recommend(REQUESTS, k=3)
+    assert [r.items for r in before] == [r.items for r in after]
+    np.testing.assert_allclose([r.scores for r in before], [r.scores for r in after], rtol=1e-5)
+    assert list(loaded.catalog_.attributes["colour"].fillna("")) == ["red", "", "", "x"]
+    assert np.isnan(loaded.catalog_.prices[3])
+    # only data files: no pickles anywhere
+    for path in (tmp_path / "m").iterdir():
+        assert path.suffix in {".json", ".npz", ".parquet"}
+
+
+def test_add_items_writes_a_new_generation(fitted, tmp_path):
+    save_model(fitted, tmp_path / "m")
+    model = load_model(tmp_path / "m")
+    new, _ = catalog_from_frame(pd.DataFrame({"item_id": ["e"], "title": ["rose wine"]}))
+    assert model.add_items(new) == 1
+    save_items(model, tmp_path / "m", model.manifest_)
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert manifest["generation"] == 1 and manifest["items"] == 5
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
+        "item_arrays-1.npz", "items-1.parquet", "manifest.json", "model.npz", "users.parquet"]
+    reloaded = load_model(tmp_path / "m")
+    assert "e" in reloaded.item_map_
+
+
+def test_a_crash_while_adding_items_leaves_the_old_model_intact(fitted, tmp_path, monkeypatch):
+    save_model(fitted, tmp_path / "m")
+    model = load_model(tmp_path / "m")
+    new, _ = catalog_from_frame(pd.DataFrame({"item_id": ["e"], "title": ["rose wine"]}))
+    model.add_items(new)
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(artifacts, "_save_npz", boom)
+    with pytest.raises(OSError):
+        save_items(model, tmp_path / "m", model.manifest_)
+    monkeypatch.undo()
+    survivor = load_model(tmp_path / "m")
+    assert len(survivor.item_map_) == 4
+    assert survivor.recommend(REQUESTS, k=2)[0].items == fitted.recommend(REQUESTS, k=2)[0].items
+
+
+@pytest.mark.parametrize("damage", ["no_dir", "no_manifest", "bad_json", "not_ours", "format", "encoder", "missing_file"])
+def test_damaged_or_foreign_directories_are_refused_clearly(fitted, tmp_path, damage):
+    d = tmp_path / "m"
+    if damage != "no_dir":
+        save_model(fitted, d)
+    manifest_path = d / "manifest.json"
+    if damage == "no_manifest":
+        manifest_path.unlink()
+    elif damage == "bad_json":
+        manifest_path.write_text("{")
+    elif damage in ("not_ours", "format", "encoder"):
+        manifest = json.loads(manifest_path.read_text())
+        if damage == "not_ours":
+            manifest["format"] = "something-else"
+        elif damage == "format":
+            manifest["format_version"] = 99
+        else:
+            manifest["encoder"] = "another-encoder@1"
+        manifest_path.write_text(json.dumps(manifest))
+    elif damage == "missing_file":
+        (d / "model.npz").unlink()
+    with pytest.raises(ModelFormatError) as info:
+        load_model(d)
+    assert str(d) in str(info.value)

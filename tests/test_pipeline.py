@@ -1,0 +1,139 @@
+"""The pipeline through its public interface, on small shops whose right answers are obvious."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from coldbrew.config import BlendConfig, EncoderConfig, FitConfig
+from coldbrew.data import catalog_from_frame, events_from_frame
+from coldbrew.errors import DataError, NotFittedError, UnknownIdError
+from coldbrew.pipeline import Recommender
+from coldbrew.requests import HistoryEvent, Request
+
+TITLES = {
+    "s1": "trail running shoes", "s2": "road running shoes", "s3": "running socks",
+    "t1": "green tea leaves", "t2": "oolong tea", "t3": "tea pot",
+    "w1": "red wine", "w2": "white wine", "w3": "wine glasses",
+}
+
+
+def _shop(n_users: int = 90, seed: int = 0):
+    """Three groups of shoppers, each buying within one group of products."""
+    rng = np.random.default_rng(seed)
+    groups = [["s1", "s2", "s3"], ["t1", "t2", "t3"], ["w1", "w2", "w3"]]
+    rows = []
+    for u in range(n_users):
+        items = groups[u % 3]
+        for j in range(4):
+            rows.append((f"u{u}", items[int(rng.integers(0, 3))], 1_700_000_000 + u * 1000 + j, "purchase"))
+    catalog, _ = catalog_from_frame(pd.DataFrame({"item_id": list(TITLES), "title": list(TITLES.values())}))
+    events, _ = events_from_frame(pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp", "event"]))
+    return catalog, events
+
+
+@pytest.fixture(scope="module")
+def model():
+    catalog, events = _shop()
+    return Recommender(FitConfig(blend=BlendConfig(tune=False))).fit(catalog, events, progress=False)
+
+
+def _hist(*items: str, event: str = "purchase") -> tuple[HistoryEvent, ...]:
+    return tuple(HistoryEvent(i, 1_700_100_000 + n, event) for n, i in enumerate(items))
+
+
+def test_history_drives_the_list_and_is_never_returned(model):
+    rec = model.recommend([Request("r", "u0", _hist("s1", "s2"))], k=3)[0]
+    assert rec.items[0] == "s3"
+    assert not {"s1", "s2"} & set(rec.items)
+    assert "running" in rec.reasons[0] or "bought" in rec.reasons[0]
+
+
+def test_known_and_unknown_users_are_treated_alike_by_history(model):
+    a, b = model.recommend([Request("a", "u1", _hist("t1")), Request("b", "never-seen", _hist("t1"))], k=2)
+    assert a.items == b.items and a.items[0] in {"t2", "t3"}
+
+
+def test_text_only_user_in_two_languages(model):
+    en, zh = model.recommend([Request("en", "x", text="I love wine"), Request("zh", "y", text="我喜欢喝茶")], k=3)
+    assert en.items[0].startswith("w") and "wine" in en.reasons[0]
+    assert zh.items[0].startswith("t")
+
+
+def test_empty_request_falls_back_to_popularity(model):
+    rec = model.recommend([Request("e", "nobody")], k=9)[0]
+    assert len(rec.items) == 9
+    assert rec.reasons[0].startswith("popular")
+
+
+def test_candidates_and_exclude_are_respected(model):
+    rec = model.recommend([Request("c", "u", _hist("s1"), candidates=("s2", "t1", "zz"), exclude=("s2",))], k=5)[0]
+    assert rec.items == ["t1"]
+
+
+def test_add_items_makes_new_products_recommendable_without_retraining(model):
+    catalog, _ = catalog_from_frame(pd.DataFrame({"item_id": ["s9", "w9"], "title": ["carbon running shoes", "sparkling wine"]}))
+    als_before = model.als_.item_factors_.copy()
+    fitted = Recommender(FitConfig(blend=BlendConfig(tune=False))).fit(*_shop(), progress=False)
+    assert fitted.add_items(catalog) == 2
+    assert fitted.add_items(catalog) == 0  # known IDs are left alone
+    np.testing.assert_array_equal(model.als_.item_factors_, als_before)
+    runner, wine = fitted.recommend([
+        Request("r", "u", _hist("s1", "s2"), candidates=("s9", "w9")),
+        Request("w", "v", _hist("w1", "w2"), candidates=("s9", "w9")),
+    ], k=1)
+    assert runner.items == ["s9"] and wine.items == ["w9"]
+    assert runner.reasons[0]
+    # The new product also competes in the unrestricted list.
+    full = fitted.recommend([Request("f", "u", _hist("s1", "s2", "s3"))], k=3)[0]
+    assert "s9" in full.items
+
+
+def test_similar_and_onboard(model):
+    sim = model.similar("w1", k=2)
+    assert set(sim.items) <= {"w2", "w3"} and "w1" not in sim.items
+    assert model.onboard("oolong and green tea", k=1).items[0] in {"t1", "t2"}
+    with pytest.raises(UnknownIdError, match="nope"):
+        model.similar("nope")
+    with pytest.raises(DataError):
+        model.onboard("  ")
+
+
+def test_batches_give_the_same_answers_as_single_requests(model):
+    reqs = [Request(str(i), "u", _hist(item)) for i, item in enumerate(["s1", "t2", "w3", "s2"] * 3)]
+    together = model.recommend(reqs, k=4)
+    alone = [model.recommend([r], k=4)[0] for r in reqs]
+    assert [r.items for r in together] == [r.items for r in alone]
+
+
+def test_unfitted_model_and_bad_k():
+    with pytest.raises(NotFittedError):
+        Recommender().recommend([Request("r", "u")], k=3)
+    catalog, events = _shop()
+    model = Recommender(FitConfig(encoder=EncoderConfig(name="hashing"), blend=BlendConfig(tune=False))).fit(catalog, events, progress=False)
+    with pytest.raises(ValueError):
+        model.recommend([Request("r", "u")], k=0)
+
+
+def test_events_on_unknown_items_are_counted_not_fatal():
+    catalog, events = _shop()
+    extra, _ = events_from_frame(pd.DataFrame({"user_id": ["u0"], "item_id": ["ghost"], "timestamp": [1_700_000_000]}))
+    from coldbrew.data import Events
+
+    model = Recommender(FitConfig(blend=BlendConfig(tune=False))).fit(catalog, Events.concat([events, extra]), progress=False)
+    assert model.fit_report_["unknown_item_events"] == 1
+
+
+def test_no_matching_events_is_a_clear_error():
+    catalog, _ = _shop()
+    events, _ = events_from_frame(pd.DataFrame({"user_id": ["u"], "item_id": ["ghost"], "timestamp": [1]}))
+    with pytest.raises(DataError, match="item_id"):
+        Recommender(FitConfig(blend=BlendConfig(tune=False))).fit(catalog, events, progress=False)
+
+
+def test_tuning_runs_and_records_its_scores():
+    catalog, events = _shop(n_users=300)
+    model = Recommender(FitConfig()).fit(catalog, events, progress=False)
+    assert model.tuning_ is not None
+    assert model.recommend([Request("r", "u", _hist("t1"))], k=1)[0].items[0] in {"t2", "t3"}
