@@ -137,3 +137,24 @@ def test_tuning_runs_and_records_its_scores():
     model = Recommender(FitConfig()).fit(catalog, events, progress=False)
     assert model.tuning_ is not None
     assert model.recommend([Request("r", "u", _hist("t1"))], k=1)[0].items[0] in {"t2", "t3"}
+
+
+@pytest.mark.parametrize("index", ["exact", "hnsw"])
+def test_retrieve_then_rank_path_agrees_with_exact_scoring(model, index):
+    from dataclasses import replace
+
+    from coldbrew.config import RetrievalConfig
+
+    large = Recommender(replace(model.config, retrieval=RetrievalConfig(dense_limit=0, per_source=4, index=index)))
+    catalog, events = _shop()
+    large.fit(catalog, events, progress=False)
+    reqs = [
+        Request("a", "u", _hist("s1", "s2")), Request("b", "v", _hist("w1")),
+        Request("c", "w", text="green tea"), Request("d", "x"),
+        Request("e", "y", _hist("s1"), candidates=("t1", "w2"), exclude=("w2",)),
+    ]
+    retrieved = large.recommend(reqs, k=2)
+    exact = model.recommend(reqs, k=2)
+    assert [r.items[0] for r in retrieved] == [r.items[0] for r in exact]
+    assert retrieved[4].items == ["t1"]
+    assert all(r.reasons for r in retrieved)

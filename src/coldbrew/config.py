@@ -26,6 +26,7 @@ __all__ = [
     "BridgeConfig",
     "BlendConfig",
     "FitConfig",
+    "RetrievalConfig",
     "load_config",
     "default_threads",
 ]
@@ -186,6 +187,21 @@ class BlendConfig:
 
 
 @dataclass(frozen=True)
+class RetrievalConfig:
+    """Candidate retrieval before ranking.
+
+    Catalogs up to ``dense_limit`` items are scored exactly (every item, a numpy reference).
+    Larger ones retrieve ``per_source`` candidates from each source (an ANN index over CF
+    factors and one over text vectors, co-occurrence neighbours, popular items) and rank only
+    those. ``index``: ``"auto"`` (faiss HNSW), ``"hnsw"``, ``"faiss"`` (flat) or ``"exact"``.
+    """
+
+    dense_limit: int = 50_000
+    per_source: int = 200
+    index: str = "auto"
+
+
+@dataclass(frozen=True)
 class FitConfig:
     """Everything ``coldbrew fit`` can be told."""
 
@@ -196,7 +212,7 @@ class FitConfig:
     als: ALSConfig = field(default_factory=ALSConfig)
     bridge: BridgeConfig = field(default_factory=BridgeConfig)
     blend: BlendConfig = field(default_factory=BlendConfig)
-    index: str = "auto"  # "auto" | "exact" | "faiss"
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -174,6 +174,8 @@ class Recommender:
 
     def _refresh(self) -> None:
         self._fold = ALSModel.from_factors(self.config.als, self.item_factors_, np.zeros((0, self.item_factors_.shape[1])))
+        self._indexes: dict[str, object] = {}
+        self._stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         n = len(self.item_map_)
         if self.cooccurrence_.shape[0] != n:
             c = self.cooccurrence_.tocoo()
@@ -207,22 +209,24 @@ class Recommender:
         if not hasattr(self, "item_map_"):
             raise NotFittedError("the recommender is not fitted: call fit() or load a model directory")
 
-    def _batch(self, requests: Sequence[Request]) -> _Batch:
+    def _batch(self, requests: Sequence[Request], dense: bool = True) -> _Batch:
+        """Index-space inputs of a chunk; ``dense=False`` skips the (n, n_items) allowed mask."""
         n, n_items = len(requests), len(self.item_map_)
         rows, cols, evs, vals, tss = [], [], [], [], []
-        allowed = np.ones((n, n_items), dtype=bool)
+        allowed = np.ones((n, n_items) if dense else (n, 0), dtype=bool)
         now = np.full(n, self.now_, dtype=np.int64)
         for r, req in enumerate(requests):
-            if req.candidates is not None:
+            if req.candidates is not None and dense:
                 allowed[r] = False
                 cand = self.item_map_.lookup(req.candidates)
                 allowed[r, cand[cand >= 0]] = True
-            if req.exclude:
+            if req.exclude and dense:
                 ex = self.item_map_.lookup(req.exclude)
                 allowed[r, ex[ex >= 0]] = False
             if req.history:
                 idx = self.item_map_.lookup([h.item_id for h in req.history])
-                allowed[r, idx[idx >= 0]] = False
+                if dense:
+                    allowed[r, idx[idx >= 0]] = False
                 ok = idx >= 0
                 now[r] = max(self.now_, max(h.timestamp for h in req.history))
                 for h, i, good in zip(req.history, idx, ok):
@@ -249,19 +253,105 @@ class Recommender:
             text_vectors[has_text] = self.encode([t for t in texts if t and t.strip()])
         return _Batch(matrix, n_history, text_vectors, has_text, allowed)
 
-    def _sources(self, batch: _Batch) -> dict[str, np.ndarray]:
-        """Raw source scores, each (n, n_items) float32."""
+    def _profiles(self, batch: _Batch) -> tuple[np.ndarray, sp.csr_matrix, np.ndarray]:
+        """User CF factors (n, f), damped history (n, n_items) CSR, text profiles (n, d)."""
         strengths = batch.strengths
         damped = strengths.copy()
         damped.data = np.log1p(damped.data)
         user_factors = self._fold.fold_in(confidence(strengths, self.config.als.alpha))
+        profile = np.asarray(damped @ self.text_vectors_, dtype=np.float32)
+        profile = _normalise(_normalise(profile) + batch.text_vectors)
+        return user_factors, damped, profile
+
+    def _sources(self, batch: _Batch) -> dict[str, np.ndarray]:
+        """Raw source scores, each (n, n_items) float32."""
+        user_factors, damped, profile = self._profiles(batch)
         cf = user_factors @ self.item_factors_.T
         cooc = np.asarray((damped @ self.cooccurrence_).todense(), dtype=np.float32)
-        profile = np.asarray(damped @ self.text_vectors_, dtype=np.float32)
-        profile = _normalise(profile) + batch.text_vectors
-        content = _normalise(profile) @ self.text_vectors_.T
+        content = profile @ self.text_vectors_.T
         pop = np.broadcast_to(self.popularity_, cf.shape)
         return {"content": content, "cooccurrence": cooc, "cf": cf, "popularity": pop}
+
+    # ------------------------------------------------------------------ large catalogs
+    def _index(self, name: str):
+        """ANN index over item CF factors ("cf") or text vectors ("content"), built lazily."""
+        from coldbrew.retrieval import make_index
+
+        vectors = self.item_factors_ if name == "cf" else self.text_vectors_
+        index = self._indexes.get(name)
+        if index is None:
+            index = make_index(self.config.retrieval.index, vectors.shape[1])
+            self._indexes[name] = index
+        if len(index) < len(vectors):  # new items are appended, so only the tail is added
+            index.add(np.ascontiguousarray(vectors[len(index):], dtype=np.float32))
+        return index
+
+    def _moments(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Mean (d,) and covariance (d, d) of item vectors: exact per-user score statistics."""
+        if name not in self._stats:
+            vectors = (self.item_factors_ if name == "cf" else self.text_vectors_).astype(np.float64)
+            self._stats[name] = (vectors.mean(axis=0), np.cov(vectors, rowvar=False, bias=True))
+        return self._stats[name]
+
+    def _recommend_retrieved(self, chunk: Sequence[Request], k: int, mode: str) -> list[Recommendation]:
+        """Retrieve-then-rank for catalogs above ``retrieval.dense_limit`` items.
+
+        Each source proposes ``per_source`` candidates (ANN over CF factors, ANN over text
+        vectors, co-occurrence neighbours, popular items); the pooled candidates are scored
+        exactly as the dense path does, standardised with each user's score mean and
+        variance over the whole catalog (computed in closed form, without scoring it).
+        """
+        m = self.config.retrieval.per_source
+        n_items = len(self.item_map_)
+        batch = self._batch(chunk, dense=False)
+        user_factors, damped, profile = self._profiles(batch)
+        cooc = (damped @ self.cooccurrence_).tocsr()
+        _, cf_ids = self._index("cf").search(user_factors, m)
+        _, text_ids = self._index("content").search(profile, m)
+        popular = np.argsort(-self.popularity_, kind="stable")[:m]
+        weights = self._weights(batch.n_history)
+        b = self.config.blend
+        item_weights = np.array([b.new_item_content, 0.0, b.new_item_cf, b.new_item_popularity], np.float32)
+        stats = {}
+        for name, queries in (("cf", user_factors), ("content", profile)):
+            mean, cov = self._moments(name)
+            q = queries.astype(np.float64)
+            stats[name] = (q @ mean, np.sqrt(np.maximum(np.einsum("nd,de,ne->n", q, cov, q), 0.0)))
+        pop_mean, pop_std = float(self.popularity_.mean()), float(self.popularity_.std())
+        out = []
+        for r, req in enumerate(chunk):
+            lo, hi = cooc.indptr[r], cooc.indptr[r + 1]
+            if req.candidates is not None:
+                pool = self.item_map_.lookup(req.candidates)
+            else:
+                pool = np.concatenate([cf_ids[r], text_ids[r], cooc.indices[lo:hi], popular])
+            blocked = self.item_map_.lookup([h.item_id for h in req.history] + list(req.exclude))
+            pool = np.setdiff1d(pool[pool >= 0], blocked[blocked >= 0])
+            row_cooc = np.asarray(cooc[r, pool].todense()).ravel() if len(pool) else np.zeros(0)
+            c_sum, c_sq = cooc.data[lo:hi].sum(), np.square(cooc.data[lo:hi]).sum()
+            c_mean = c_sum / n_items
+            c_std = np.sqrt(max(c_sq / n_items - c_mean**2, 0.0))
+            raw = {
+                "content": (profile[r] @ self.text_vectors_[pool].T, *(v[r] for v in stats["content"])),
+                "cooccurrence": (row_cooc, c_mean, c_std),
+                "cf": (user_factors[r] @ self.item_factors_[pool].T, *(v[r] for v in stats["cf"])),
+                "popularity": (self.popularity_[pool], pop_mean, pop_std),
+            }
+            cold = ~self.item_warm_[pool]
+            parts = np.zeros((len(SOURCES), len(pool)), dtype=np.float32)
+            for s_i, name in enumerate(SOURCES):
+                values, mean, std = raw[name]
+                z = (values - mean) / std if std > 1e-9 else np.zeros(len(pool))
+                parts[s_i] = np.where(cold, item_weights[s_i], weights[r, s_i]) * z
+            total = parts.sum(axis=0)
+            order = np.argsort(-total, kind="stable")[:k]
+            items = pool[order]
+            out.append(Recommendation(
+                request_id=req.request_id, user_id=req.user_id,
+                items=self.item_map_.ids(items), scores=[float(total[o]) for o in order],
+                reasons=[self._reason(req, batch, r, int(i), parts[:, o], mode) for i, o in zip(items, order)],
+            ))
+        return out
 
     def _weights(self, n_history: np.ndarray, blend: BlendConfig | None = None) -> np.ndarray:
         """Blend weights (n, len(SOURCES)) interpolated by the user's warmth."""
@@ -295,6 +385,10 @@ class Recommender:
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         out: list[Recommendation] = []
+        if len(self.item_map_) > self.config.retrieval.dense_limit:
+            for start in range(0, len(requests), _CHUNK):
+                out += self._recommend_retrieved(requests[start : start + _CHUNK], k, _mode)
+            return out
         for start in range(0, len(requests), _CHUNK):
             chunk = requests[start : start + _CHUNK]
             batch = self._batch(chunk)
