@@ -24,7 +24,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet '.[bench]' setuptools wheel cython
-	$(PY) -m pip install --quiet --no-build-isolation lightfm==1.17
+	# lightfm 1.17's setup.py fails under current setuptools; rectools-lightfm is the same code, fixed
+	$(PY) -m pip install --quiet --no-build-isolation rectools-lightfm==1.17.3
 	$(PY) benchmarks/run_quality.py
 	$(PY) benchmarks/run_speed.py
 

@@ -19,6 +19,7 @@ from coldbrew.config import (
 from coldbrew.errors import ConfigError
 
 FULL_TOML = """
+[retrieval]
 index = "exact"
 
 [columns]
@@ -52,7 +53,7 @@ warmth_half = 2.5
 
 
 def _check_full(config: FitConfig) -> None:
-    assert config.index == "exact"
+    assert config.retrieval.index == "exact"
     assert config.columns == ColumnsConfig(item_id="sku", user_id="customer")
     assert config.data.on_bad_rows == "skip"
     assert config.weighting.half_life_days == 30.0
@@ -87,7 +88,7 @@ def test_toml(tmp_path):
 
 def test_json(tmp_path):
     raw = {
-        "index": "exact",
+        "retrieval": {"index": "exact"},
         "columns": {"item_id": "sku", "user_id": "customer"},
         "data": {"on_bad_rows": "skip"},
         "weighting": {"half_life_days": 30, "rating_max": 10,
@@ -268,7 +269,7 @@ def test_columns_explicit_lists_only_set_fields():
 def test_configs_are_frozen():
     config = FitConfig()
     with pytest.raises(AttributeError):
-        config.index = "faiss"  # type: ignore[misc]
+        config.retrieval = None  # type: ignore[misc]
 
 
 def test_resolved_threads_defaults_to_cores():

@@ -305,7 +305,7 @@ class ALSRecommender(_BaseRecommender):
         factors: int = 64,
         regularization: float = 0.05,
         iterations: int = 15,
-        alpha: float = 20.0,
+        alpha: float = 1.0,
         random_state: int = 0,
         threads: int | None = None,
     ) -> None:
@@ -370,7 +370,7 @@ class LightFMRecommender(_BaseRecommender):
     learned identity embedding (standard LightFM use); any other user is folded in as the
     mean of the representations of its distinct positive history items (an empty history
     leaves only the item biases). Requires ``lightfm`` (``pip install --no-build-isolation
-    lightfm``).
+    rectools-lightfm==1.17.3``: the same code with a setup fixed for current setuptools).
     """
 
     reason = "matrix factorisation with text features"
@@ -403,7 +403,8 @@ class LightFMRecommender(_BaseRecommender):
             raise ImportError(
                 "LightFMRecommender needs the lightfm package; install it with"
                 " `pip install setuptools wheel cython && pip install --no-build-isolation"
-                " lightfm`"
+                " rectools-lightfm==1.17.3` (LightFM 1.17 with its setup.py fixed for current"
+                " setuptools; it imports as `lightfm`)"
             ) from exc
         return LightFM
 

@@ -1,0 +1,134 @@
+"""Speed and memory of coldbrew on the full uci_online_retail, with implicit ALS as the baseline.
+
+    python benchmarks/run_speed.py [--data ../shared/data/uci_online_retail] [--requests 10000]
+
+Measures, in one process unless said otherwise (medians over --repeats runs):
+* fit time of coldbrew (default config: includes encoding and fit-time tuning) and of a plain
+  implicit ALS fit on the same events;
+* add-items time for 100 products (text only) into a fitted model;
+* recommend throughput for N requests of warm users with their full history, k=20, in
+  process (coldbrew vs the ALS baseline with fold-in) and end to end through
+  ``coldbrew recommend`` (model load + JSON parsing + writing), with the peak memory (RSS) of
+  that process.
+Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from coldbrew.config import FitConfig
+from coldbrew.data import load_catalog, load_events
+from coldbrew.evaluation.baselines import ALSRecommender
+from coldbrew.pipeline import Recommender
+from coldbrew.requests import HistoryEvent, Request
+from coldbrew.storage import save_model
+
+DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "uci_online_retail"
+
+
+def _requests(events, n: int, seed: int = 0) -> list[Request]:
+    order = np.argsort(events.timestamps, kind="stable")
+    by_user: dict[str, list[HistoryEvent]] = {}
+    for i in order[-200_000:]:  # recent history keeps request files a realistic size
+        by_user.setdefault(events.user_ids[i], []).append(
+            HistoryEvent(events.item_ids[i], int(events.timestamps[i]), events.events[i], float(events.values[i]))
+        )
+    users = sorted(by_user)
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(users), size=n, replace=True)
+    return [Request(f"r{j}", users[u], tuple(by_user[users[u]][-50:])) for j, u in enumerate(picks)]
+
+
+def _median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+
+    catalog, _ = load_catalog(args.data / "items.csv.gz")
+    events, _ = load_events(args.data / "interactions.csv.gz")
+    rng = np.random.default_rng(0)
+    held = rng.choice(len(catalog), size=100 * args.repeats, replace=False)
+    keep = np.setdiff1d(np.arange(len(catalog)), held)
+    fit_catalog = catalog.subset(keep)
+    rows = []
+
+    t = time.perf_counter()
+    model = Recommender(FitConfig()).fit(fit_catalog, events, progress=False)
+    fit_s = time.perf_counter() - t
+    t = time.perf_counter()
+    als = ALSRecommender().fit(fit_catalog, events)
+    als_fit_s = time.perf_counter() - t
+    rows.append(("fit, full data (805,909 events)", f"{fit_s:.1f} s", f"{als_fit_s:.1f} s (implicit ALS)",
+                 f"{fit_s / als_fit_s:.1f}x"))
+
+    add_times = []
+    for r in range(args.repeats):
+        batch = catalog.subset(held[100 * r : 100 * (r + 1)])
+        t = time.perf_counter()
+        added = model.add_items(batch)
+        add_times.append(time.perf_counter() - t)
+        assert added == 100
+    rows.append(("add-items, 100 products (in process)", f"{1000 * statistics.median(add_times):.0f} ms", "n/a (ALS cannot)", ""))
+
+    requests = _requests(events, args.requests)
+    cb_s = _median_time(lambda: model.recommend(requests, 20), args.repeats)
+    als_s = _median_time(lambda: als.recommend(requests, 20), args.repeats)
+    rows.append((f"recommend {len(requests):,} warm requests, k=20 (in process)",
+                 f"{len(requests) / cb_s:,.0f} req/s", f"{len(requests) / als_s:,.0f} req/s (ALS fold-in)",
+                 f"{cb_s / als_s:.2f}x"))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = Path(tmp) / "model"
+        save_model(model, model_dir)
+        req_path = Path(tmp) / "requests.jsonl"
+        with open(req_path, "w") as handle:
+            for req in requests:
+                handle.write(json.dumps({
+                    "request_id": req.request_id, "user_id": req.user_id,
+                    "history": [{"item_id": h.item_id, "timestamp": h.timestamp, "event": h.event} for h in req.history],
+                }) + "\n")
+        cli_times = []
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "coldbrew.cli", "recommend", "--model", str(model_dir),
+                            "--requests", str(req_path), "--k", "20", "--out", str(Path(tmp) / "recs.jsonl")],
+                           check=True, capture_output=True)
+            cli_times.append(time.perf_counter() - t)
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        size_mb = sum(p.stat().st_size for p in model_dir.iterdir()) / 2**20
+    cli_s = statistics.median(cli_times)
+    rows.append((f"`coldbrew recommend` CLI, {len(requests):,} requests end to end",
+                 f"{cli_s:.1f} s ({len(requests) / cli_s:,.0f} req/s)", "", ""))
+    rows.append(("peak memory of that process (max RSS)", f"{peak_mb:,.0f} MB", "", ""))
+    rows.append(("model directory size", f"{size_mb:,.1f} MB", "", ""))
+
+    print("| measurement | coldbrew | baseline | coldbrew time / baseline time |")
+    print("|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""Evaluation: splits (pure), metrics (pure), the segment protocol and reference baselines."""
+
+from coldbrew.evaluation.baselines import (
+    ALSRecommender,
+    ItemKNNRecommender,
+    LightFMRecommender,
+    PopularityRecommender,
+    TextEncoder,
+    TextSimilarityRecommender,
+)
+from coldbrew.evaluation.metrics import (
+    catalog_coverage,
+    hit_rate_at_k,
+    mrr_at_k,
+    ndcg_at_k,
+    per_user_hit_rate_at_k,
+    per_user_mrr_at_k,
+    per_user_ndcg_at_k,
+    per_user_recall_at_k,
+    recall_at_k,
+    rmse,
+)
+from coldbrew.evaluation.protocol import (
+    Recommender,
+    Segment,
+    evaluate,
+    fit_catalog,
+    is_positive,
+    markdown_table,
+    temporal_segments,
+)
+from coldbrew.evaluation.splits import (
+    ColdItemSplit,
+    Split,
+    TemporalSplit,
+    cold_item_split,
+    leave_last_out,
+    temporal_split,
+)
+
+__all__ = [
+    "ALSRecommender",
+    "ColdItemSplit",
+    "ItemKNNRecommender",
+    "LightFMRecommender",
+    "PopularityRecommender",
+    "Recommender",
+    "Segment",
+    "Split",
+    "TemporalSplit",
+    "TextEncoder",
+    "TextSimilarityRecommender",
+    "catalog_coverage",
+    "cold_item_split",
+    "evaluate",
+    "fit_catalog",
+    "hit_rate_at_k",
+    "is_positive",
+    "leave_last_out",
+    "markdown_table",
+    "mrr_at_k",
+    "ndcg_at_k",
+    "per_user_hit_rate_at_k",
+    "per_user_mrr_at_k",
+    "per_user_ndcg_at_k",
+    "per_user_recall_at_k",
+    "recall_at_k",
+    "rmse",
+    "temporal_segments",
+    "temporal_split",
+]
