@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,baselines]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -23,10 +23,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 
 bench: $(STAMP)
-	$(PY) -m pip install --quiet '.[bench]' setuptools wheel cython
-	# lightfm 1.17's setup.py fails under current setuptools; rectools-lightfm is the same code, fixed
-	$(PY) -m pip install --quiet --no-build-isolation rectools-lightfm==1.17.3
 	$(PY) benchmarks/run_quality.py
+	$(PY) benchmarks/run_quality.py --data ../shared/data/movielens_latest_small
 	$(PY) benchmarks/run_speed.py
 
 clean:

@@ -122,13 +122,21 @@ class EncoderConfig:
 
     ``name``: ``"use-multilingual-v3"`` (bundled, default) or ``"hashing"`` (a tiny
     dependency-free lexical encoder, for tests and as a fallback).
-    ``threads``: ``None`` means the number of CPU cores.
+    ``threads``: ``None`` means the number of CPU cores (on a machine whose cores are shared
+    with other busy processes, fewer threads can be faster). ``lowercase`` applies to the USE
+    encoder (upper-case retail titles encode much better lower-cased); the hashing encoder
+    always lower-cases.
     """
 
     name: str = "use-multilingual-v3"
     threads: int | None = None
     batch_size: int = 256
     lowercase: bool = True
+
+    def __post_init__(self) -> None:
+        names = ("use-multilingual-v3", "hashing")
+        if self.name not in names:
+            raise ConfigError(f"encoder.name: unknown encoder {self.name!r}; expected one of: {', '.join(names)}")
 
     def resolved_threads(self) -> int:
         return self.threads if self.threads is not None else default_threads()
@@ -193,12 +201,20 @@ class RetrievalConfig:
     Catalogs up to ``dense_limit`` items are scored exactly (every item, a numpy reference).
     Larger ones retrieve ``per_source`` candidates from each source (an ANN index over CF
     factors and one over text vectors, co-occurrence neighbours, popular items) and rank only
-    those. ``index``: ``"auto"`` (faiss HNSW), ``"hnsw"``, ``"faiss"`` (flat) or ``"exact"``.
+    those. ``index``: ``"auto"`` (exact below 50,000 vectors, faiss HNSW from there on),
+    ``"hnsw"``, ``"faiss"`` (flat, exact) or ``"exact"`` (numpy).
     """
 
     dense_limit: int = 50_000
     per_source: int = 200
     index: str = "auto"
+
+    def __post_init__(self) -> None:
+        kinds = ("auto", "exact", "faiss", "hnsw")
+        if self.index not in kinds:
+            raise ConfigError(f"retrieval.index: unknown index {self.index!r}; expected one of: {', '.join(kinds)}")
+        if self.dense_limit < 0 or self.per_source < 1:
+            raise ConfigError("retrieval: dense_limit must be >= 0 and per_source >= 1")
 
 
 @dataclass(frozen=True)

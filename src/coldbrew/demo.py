@@ -55,10 +55,23 @@ def demo_events(item_ids: list[str], n_users: int = 160, seed: int = 7) -> pd.Da
     return pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp", "event", "taste"])
 
 
+def _pad(text: str, width: int) -> str:
+    """Cut and pad to a display width (CJK characters take two columns)."""
+    import unicodedata
+
+    out, used = "", 0
+    for ch in text:
+        w = 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+        if used + w > width:
+            break
+        out, used = out + ch, used + w
+    return out + " " * (width - used)
+
+
 def _show(title: str, rec, titles: dict[str, str]) -> None:
     print(f"\n  {title}")
     for rank, (item, reason) in enumerate(zip(rec.items, rec.reasons), start=1):
-        print(f"    {rank}. {titles.get(item, item)[:42]:<42}  [{item}]  — {reason}")
+        print(f"    {rank}. {_pad(titles.get(item, item), 40)}  [{item:<9}] {reason}")
 
 
 def run_demo(data_dir: str | None = None, quick: bool = False) -> int:

@@ -402,7 +402,7 @@ class LightFMRecommender(_BaseRecommender):
         except ImportError as exc:
             raise ImportError(
                 "LightFMRecommender needs the lightfm package; install it with"
-                " `pip install setuptools wheel cython && pip install --no-build-isolation"
+                " `pip install 'coldbrew[baselines]'` or `pip install --no-build-isolation"
                 " rectools-lightfm==1.17.3` (LightFM 1.17 with its setup.py fixed for current"
                 " setuptools; it imports as `lightfm`)"
             ) from exc

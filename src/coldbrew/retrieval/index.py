@@ -299,8 +299,8 @@ class AutoIndex:
 
     The first non-empty :meth:`add` picks :class:`ExactIndex` when it brings fewer than
     ``threshold`` vectors and ``FaissIndex(kind="hnsw")`` otherwise; later adds go to the
-    same index. (faiss flat search is no faster than numpy, measured at 5,000 x 512, so
-    faiss is only worth it for HNSW.)
+    same index. (At 5,000 x 512, 1,000 queries, faiss flat took ~40 ms and numpy ~50 ms,
+    equal once exclusions are involved: below the threshold faiss buys nothing.)
     """
 
     def __init__(self, dim: int, threshold: int = AUTO_EXACT_BELOW) -> None:
