@@ -3,8 +3,8 @@
     python benchmarks/run_speed.py [--data ../shared/data/uci_online_retail] [--requests 10000]
 
 Measures, in one process unless said otherwise (medians over --repeats runs):
-* fit time of coldbrew (default config: includes encoding and fit-time tuning) and of a plain
-  implicit ALS fit on the same events;
+* fit time of coldbrew (default config: includes encoding and fit-time tuning), of a plain
+  implicit ALS fit and of LightFM with item text features, on the same events (one run each);
 * add-items time for 100 products (text only) into a fitted model;
 * recommend throughput for N requests of warm users with their full history, k=20, in
   process (coldbrew vs the ALS baseline with fold-in) and end to end through
@@ -82,6 +82,13 @@ def main(argv: list[str] | None = None) -> None:
     als_fit_s = time.perf_counter() - t
     rows.append(("fit, full data (805,909 events)", f"{fit_s:.1f} s", f"{als_fit_s:.1f} s (implicit ALS)",
                  f"{fit_s / als_fit_s:.1f}x"))
+    from coldbrew.evaluation.baselines import LightFMRecommender
+
+    t = time.perf_counter()
+    LightFMRecommender().fit(fit_catalog, events)
+    lightfm_fit_s = time.perf_counter() - t
+    rows.append(("fit, full data (805,909 events)", f"{fit_s:.1f} s", f"{lightfm_fit_s:.1f} s (LightFM, item text features)",
+                 f"{fit_s / lightfm_fit_s:.2f}x"))
 
     add_times = []
     for r in range(args.repeats):

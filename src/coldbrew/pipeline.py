@@ -349,7 +349,7 @@ class Recommender:
             out.append(Recommendation(
                 request_id=req.request_id, user_id=req.user_id,
                 items=self.item_map_.ids(items), scores=[float(total[o]) for o in order],
-                reasons=[self._reason(req, batch, r, int(i), parts[:, o], mode) for i, o in zip(items, order)],
+                reasons=self._reasons(req, batch, r, items, parts[:, order], mode),
             ))
         return out
 
@@ -402,7 +402,7 @@ class Recommender:
                     user_id=req.user_id,
                     items=self.item_map_.ids(items),
                     scores=[float(total[r, i]) for i in items],
-                    reasons=[self._reason(req, batch, r, i, parts[:, r, i], _mode) for i in items],
+                    reasons=self._reasons(req, batch, r, np.asarray(items, dtype=np.int64), parts[:, r, items], _mode),
                 ))
         return out
 
@@ -411,52 +411,64 @@ class Recommender:
         title = str(self.catalog_.titles[i]) or str(self.item_map_.ids([i])[0])
         return title if len(title) <= 60 else title[:57] + "..."
 
-    def _reason(self, req: Request, batch: _Batch, r: int, i: int, parts: np.ndarray, mode: str = "user") -> str:
-        """One human reason for item ``i`` in request ``r``: the strongest source, made concrete."""
-        source = SOURCES[int(np.argmax(parts))]
-        lo, hi = batch.strengths.indptr[r], batch.strengths.indptr[r + 1]
-        hist_items = batch.strengths.indices[lo:hi]
-        new_item = not self.item_warm_[i]
-        if source == "content" and batch.has_text[r] and (len(hist_items) == 0 or parts[0] > 0):
-            words = _matching_words(req.text or "", self._title(i))
-            if words:
-                return f"matches '{words}' in your interests"
-            return f"matches your interests ('{_clip(req.text or '', 40)}')"
-        if len(hist_items) and source in ("content", "cooccurrence", "cf"):
-            if source == "cooccurrence":
-                sims = np.asarray(self.cooccurrence_[hist_items, i].todense()).ravel()
-            elif source == "cf":
-                sims = self.item_factors_[hist_items] @ self.item_factors_[i]
-            else:
-                sims = self.text_vectors_[hist_items] @ self.text_vectors_[i]
-            j = int(hist_items[int(np.argmax(sims))])
-            if mode == "similar":
-                return {
-                    "cooccurrence": "often bought together",
-                    "cf": "liked by the same shoppers" if not new_item else "new arrival for the same shoppers",
-                    "content": "similar product description",
-                }[source]
-            verb = self._verb(req, j)
-            if source == "cooccurrence":
-                return f"often bought with {self._title(j)}, which you {verb}"
-            if new_item:
-                return f"new arrival like {self._title(j)}, which you {verb}"
-            if source == "content":
-                return f"similar to {self._title(j)}, which you {verb}"
-            return f"because you {verb} {self._title(j)}"
-        category = str(self.catalog_.categories[i]).split(">")[-1].split("|")[0].strip()
-        if new_item:
-            return f"new in {category}" if category else "new arrival"
-        if category:
-            return f"popular in {category} right now"
-        return "popular with shoppers right now"
+    def _reasons(self, req: Request, batch: _Batch, r: int, items: np.ndarray, parts: np.ndarray, mode: str = "user") -> list[str]:
+        """One human reason per recommended item: its strongest source, made concrete.
 
-    def _verb(self, req: Request, item: int) -> str:
-        raw = self.item_map_.ids([item])[0]
-        for h in reversed(req.history):
-            if h.item_id == raw:
-                return _VERBS.get(h.event, "looked at")
-        return "looked at"
+        ``items`` (k,) item indices; ``parts`` (len(SOURCES), k) their weighted source scores.
+        The anchor ("because you bought X") is the history item closest to each recommended
+        item under that source; all anchors of a request come from one small matrix.
+        """
+        lo, hi = batch.strengths.indptr[r], batch.strengths.indptr[r + 1]
+        hist = batch.strengths.indices[lo:hi]
+        items = np.asarray(items, dtype=np.int64)
+        sources = [SOURCES[int(s)] for s in np.argmax(parts, axis=0)] if len(items) else []
+        anchors: dict[str, np.ndarray] = {}
+        if len(hist):
+            needed = set(sources)
+            if "cooccurrence" in needed:
+                anchors["cooccurrence"] = hist[np.argmax(self.cooccurrence_[hist].toarray()[:, items], axis=0)]
+            if "cf" in needed:
+                anchors["cf"] = hist[np.argmax(self.item_factors_[hist] @ self.item_factors_[items].T, axis=0)]
+            if "content" in needed:
+                anchors["content"] = hist[np.argmax(self.text_vectors_[hist] @ self.text_vectors_[items].T, axis=0)]
+        last_event = {h.item_id: h.event for h in req.history}
+        out = []
+        for n, (i, source) in enumerate(zip(items, sources)):
+            new_item = not self.item_warm_[i]
+            if source == "content" and batch.has_text[r] and (len(hist) == 0 or parts[0, n] > 0):
+                words = _matching_words(req.text or "", self._title(i))
+                if words:
+                    out.append(f"matches '{words}' in your interests")
+                else:
+                    out.append(f"matches your interests ('{_clip(req.text or '', 40)}')")
+                continue
+            if source in anchors:
+                j = int(anchors[source][n])
+                if mode == "similar":
+                    out.append({
+                        "cooccurrence": "often bought together",
+                        "cf": "new arrival for the same shoppers" if new_item else "liked by the same shoppers",
+                        "content": "similar product description",
+                    }[source])
+                    continue
+                verb = _VERBS.get(last_event.get(self.item_map_.ids([j])[0], ""), "looked at")
+                if source == "cooccurrence":
+                    out.append(f"often bought with {self._title(j)}, which you {verb}")
+                elif new_item:
+                    out.append(f"new arrival like {self._title(j)}, which you {verb}")
+                elif source == "content":
+                    out.append(f"similar to {self._title(j)}, which you {verb}")
+                else:
+                    out.append(f"because you {verb} {self._title(j)}")
+                continue
+            category = str(self.catalog_.categories[i]).split(">")[-1].split("|")[0].strip()
+            if new_item:
+                out.append(f"new in {category}" if category else "new arrival")
+            elif category:
+                out.append(f"popular in {category} right now")
+            else:
+                out.append("popular with shoppers right now")
+        return out
 
     # ------------------------------------------------------------------ single queries
     def similar(self, item_id: str, k: int = 10) -> Recommendation:
@@ -498,24 +510,12 @@ def _normalise(x: np.ndarray) -> np.ndarray:
 
 def _standardise(scores: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     """Z-score each row over its allowed items; constant rows become 0."""
-    x = np.where(allowed, scores, np.nan).astype(np.float32)
-    with np.errstate(invalid="ignore"), _quiet():
-        mean = np.nanmean(x, axis=1, keepdims=True)
-        std = np.nanstd(x, axis=1, keepdims=True)
-    out = np.divide(scores - np.nan_to_num(mean), std, out=np.zeros_like(x), where=np.nan_to_num(std) > 1e-9)
-    return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
-
-
-class _quiet:
-    def __enter__(self):
-        import warnings
-
-        self._w = warnings.catch_warnings()
-        self._w.__enter__()
-        warnings.simplefilter("ignore", category=RuntimeWarning)
-
-    def __exit__(self, *exc):
-        self._w.__exit__(*exc)
+    count = np.maximum(allowed.sum(axis=1, keepdims=True), 1)
+    masked = np.where(allowed, scores, np.float32(0.0))
+    mean = masked.sum(axis=1, keepdims=True, dtype=np.float64) / count
+    centred = np.where(allowed, scores - mean.astype(np.float32), np.float32(0.0))
+    std = np.sqrt(np.einsum("ij,ij->i", centred, centred)[:, None] / count).astype(np.float32)
+    return np.divide(centred, std, out=np.zeros_like(centred), where=std > 1e-6)
 
 
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
