@@ -102,7 +102,8 @@ class WeightingConfig:
     ``default_weight``); a weight of 0 drops the event.  For ``rating`` events the weight is
     multiplied by ``max(value - rating_neutral, 0) / (rating_max - rating_neutral)`` so that low
     ratings carry no positive signal.  ``half_life_days`` applies exponential time decay
-    relative to the newest event (``None`` = no decay).
+    relative to the newest event (``None`` = no decay). ``trend_half_life_days`` is the
+    (shorter) decay of the popularity source: what sells *now*.
     """
 
     event_weights: tuple[tuple[str, float], ...] = DEFAULT_EVENT_WEIGHTS
@@ -110,6 +111,7 @@ class WeightingConfig:
     rating_neutral: float = 2.5
     rating_max: float = 5.0
     half_life_days: float | None = 90.0
+    trend_half_life_days: float = 30.0
 
     def weight_of(self, event: str) -> float:
         """Weight of one event type (case-insensitive)."""

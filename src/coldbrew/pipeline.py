@@ -40,7 +40,6 @@ __all__ = ["Recommender", "SOURCES"]
 
 SOURCES = ("content", "cooccurrence", "cf", "popularity")
 _CHUNK = 512
-_TREND_HALF_LIFE_DAYS = 30.0
 _VERBS = {
     "purchase": "bought", "order": "bought", "cart": "added to your cart",
     "add_to_cart": "added to your cart", "rating": "rated", "like": "liked",
@@ -140,7 +139,7 @@ class Recommender:
         self.cooccurrence_ = cooccurrence_neighbors(matrix)
         trend = event_strengths(
             ev.events, ev.values, ev.timestamps,
-            replace(cfg.weighting, half_life_days=_TREND_HALF_LIFE_DAYS), self.now_,
+            replace(cfg.weighting, half_life_days=cfg.weighting.trend_half_life_days), self.now_,
         )
         counts = np.bincount(item_idx[trend > 0], weights=trend[trend > 0], minlength=shape[1])
         popularity = np.log1p(counts).astype(np.float32)
