@@ -35,7 +35,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from coldbrew.config import load_config
     from coldbrew.data import load_catalog, load_events
     from coldbrew.pipeline import Recommender
-    from coldbrew.storage import save_model
+    from coldbrew.storage import reuse_embedding_cache, save_model
 
     config = load_config(args.config)
     started = time.perf_counter()
@@ -43,7 +43,10 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     _say(report.summary())
     events, report = load_events(args.events, config.columns, config.data.on_bad_rows)
     _say(report.summary())
-    model = Recommender(config).fit(catalog, events)
+    model = Recommender(config)
+    if reuse_embedding_cache(model, args.out):  # refitting: only changed texts are encoded
+        _say(f"reusing the embedding cache of {args.out}")
+    model.fit(catalog, events)
     save_model(model, args.out)
     fr = model.fit_report_
     _say(

@@ -54,7 +54,8 @@ def test_add_items_writes_a_new_generation(fitted, tmp_path):
     manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
     assert manifest["generation"] == 1 and manifest["items"] == 5
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
-        "item_arrays-1.npz", "items-1.parquet", "manifest.json", "model.npz", "users.parquet"]
+        "embedding_cache.npz", "item_arrays-1.npz", "items-1.parquet", "manifest.json", "model.npz",
+        "users.parquet"]
     reloaded = load_model(tmp_path / "m")
     assert "e" in reloaded.item_map_
 
@@ -101,3 +102,20 @@ def test_damaged_or_foreign_directories_are_refused_clearly(fitted, tmp_path, da
     with pytest.raises(ModelFormatError) as info:
         load_model(d)
     assert str(d) in str(info.value)
+
+
+def test_refit_into_the_same_directory_encodes_only_changed_texts(fitted, tmp_path):
+    from coldbrew.storage import reuse_embedding_cache
+
+    save_model(fitted, tmp_path / "m")
+    catalog, _ = catalog_from_frame(pd.DataFrame({
+        "item_id": ["a", "b", "c", "d"], "title": ["red wine", "white wine", "green tea", "jasmine tea"],
+        "category": ["Wine", "Wine", "Tea", "Tea"],
+    }))
+    model = Recommender(FitConfig(blend=BlendConfig(tune=False)))
+    assert reuse_embedding_cache(model, tmp_path / "m")
+    vectors = model.encode(catalog.texts())
+    assert model._cache.misses == 1  # only "jasmine tea" is new
+    np.testing.assert_allclose(vectors[0], fitted.text_vectors_[0], atol=1e-6)
+    (tmp_path / "m" / "embedding_cache.npz").write_bytes(b"garbage")
+    assert not reuse_embedding_cache(Recommender(), tmp_path / "m")

@@ -1,5 +1,11 @@
 """Persistence: model directories (and, later, event stores)."""
 
-from coldbrew.storage.artifacts import FORMAT_VERSION, load_model, save_items, save_model
+from coldbrew.storage.artifacts import (
+    FORMAT_VERSION,
+    load_model,
+    reuse_embedding_cache,
+    save_items,
+    save_model,
+)
 
-__all__ = ["FORMAT_VERSION", "load_model", "save_items", "save_model"]
+__all__ = ["FORMAT_VERSION", "load_model", "reuse_embedding_cache", "save_items", "save_model"]

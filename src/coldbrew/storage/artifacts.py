@@ -27,10 +27,30 @@ import scipy.sparse as sp
 from coldbrew.config import FitConfig
 from coldbrew.errors import ConfigError, ModelFormatError
 
-__all__ = ["save_model", "load_model", "save_items", "FORMAT_VERSION"]
+__all__ = ["save_model", "load_model", "save_items", "reuse_embedding_cache", "FORMAT_VERSION"]
+
+
+def reuse_embedding_cache(model, directory: str | Path) -> bool:
+    """Give ``model`` the embedding cache of a model directory, if it has a usable one.
+
+    Lets ``coldbrew fit --out DIR`` on an existing model re-encode only products whose text
+    changed. A damaged cache file is ignored (everything is simply encoded again).
+    """
+    from coldbrew.errors import ColdbrewError
+    from coldbrew.text import EmbeddingCache
+
+    path = Path(directory) / _CACHE
+    if not path.is_file():
+        return False
+    try:
+        model._cache = EmbeddingCache.load(path)
+    except (ColdbrewError, OSError, ValueError):
+        return False
+    return True
 
 FORMAT_VERSION = 1
 _MANIFEST = "manifest.json"
+_CACHE = "embedding_cache.npz"  # (encoder, text hash) -> vector: refits re-encode only new texts
 
 
 def _versions() -> dict[str, str]:
@@ -90,6 +110,8 @@ def save_model(model, directory: str | Path) -> Path:
         bridge_vectors=bridge.train_vectors_, bridge_targets=bridge.train_targets_,
     )
     _save_parquet(d / "users.parquet", pd.DataFrame({"user_id": model.user_map_.ids()}))
+    if model._cache is not None and len(model._cache):
+        model._cache.save(d / _CACHE)
     manifest = {
         "format": "coldbrew-model",
         "format_version": FORMAT_VERSION,
@@ -126,6 +148,8 @@ def save_items(model, directory: str | Path, manifest: dict[str, Any] | None = N
         text_vectors=model.text_vectors_, item_factors=model.item_factors_,
         popularity=model.popularity_, item_warm=model.item_warm_,
     )
+    if model._cache is not None and len(model._cache):
+        model._cache.save(d / _CACHE)
     manifest = dict(manifest, generation=gen, items=len(model.item_map_), updated_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     _write_manifest(d, manifest)
     if old is not None and old != gen:
@@ -204,6 +228,7 @@ def load_model(directory: str | Path, encoder=None):
     model.now_ = int(manifest["now"])
     model.fit_report_ = manifest.get("fit_report", {})
     model._progress = None
+    reuse_embedding_cache(model, d)
     if len(model.item_map_) != len(model.text_vectors_):
         raise ModelFormatError(f"{d}: item files disagree ({len(model.item_map_)} ids, {len(model.text_vectors_)} vectors)")
     model._refresh()
