@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -116,14 +115,20 @@ def main(argv: list[str] | None = None) -> None:
                     "request_id": req.request_id, "user_id": req.user_id,
                     "history": [{"item_id": h.item_id, "timestamp": h.timestamp, "event": h.event} for h in req.history],
                 }) + "\n")
-        cli_times = []
+        cli_times, peaks = [], []
+        # The peak is read inside the CLI process (VmHWM, reset by exec), not via
+        # RUSAGE_CHILDREN, which would report this large parent's size inherited at fork.
+        wrapper = ("import sys; from coldbrew.cli import main; rc = main(sys.argv[1:]);"
+                   " print('VmHWM', open('/proc/self/status').read().split('VmHWM:')[1].split()[0],"
+                   " file=sys.stderr); sys.exit(rc)")
         for _ in range(args.repeats):
             t = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "coldbrew.cli", "recommend", "--model", str(model_dir),
-                            "--requests", str(req_path), "--k", "20", "--out", str(Path(tmp) / "recs.jsonl")],
-                           check=True, capture_output=True)
+            done = subprocess.run([sys.executable, "-c", wrapper, "recommend", "--model", str(model_dir),
+                                   "--requests", str(req_path), "--k", "20", "--out", str(Path(tmp) / "recs.jsonl")],
+                                  check=True, capture_output=True, text=True)
             cli_times.append(time.perf_counter() - t)
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            peaks.append(int(done.stderr.split("VmHWM")[-1].split()[0]))
+        peak_mb = max(peaks) / 1024
         size_mb = sum(p.stat().st_size for p in model_dir.iterdir()) / 2**20
     cli_s = statistics.median(cli_times)
     rows.append((f"`coldbrew recommend` CLI, {len(requests):,} requests end to end",
