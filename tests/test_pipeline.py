@@ -158,3 +158,18 @@ def test_retrieve_then_rank_path_agrees_with_exact_scoring(model, index):
     assert [r.items[0] for r in retrieved] == [r.items[0] for r in exact]
     assert retrieved[4].items == ["t1"]
     assert all(r.reasons for r in retrieved)
+
+
+def test_retrieval_indexes_grow_with_added_items_instead_of_being_rebuilt():
+    from coldbrew.config import RetrievalConfig
+
+    config = FitConfig(blend=BlendConfig(tune=False), retrieval=RetrievalConfig(dense_limit=0, per_source=3, index="exact"))
+    model = Recommender(config).fit(*_shop(), progress=False)
+    model.recommend([Request("a", "u", _hist("s1"))], k=2)
+    index = model._indexes["content"]
+    assert len(index) == 9
+    new, _ = catalog_from_frame(pd.DataFrame({"item_id": ["s9"], "title": ["carbon running shoes"]}))
+    model.add_items(new)
+    rec = model.recommend([Request("b", "u", _hist("s1", "s2", "s3"), text="running shoes")], k=1)[0]
+    assert model._indexes["content"] is index and len(index) == 10
+    assert rec.items == ["s9"]

@@ -112,6 +112,7 @@ class Recommender:
 
     def _fit_parts(self, catalog: Catalog, events: Events, text_vectors: np.ndarray) -> None:
         cfg = self.config
+        self._indexes: dict[str, object] = {}
         self.item_map_ = IdMap(catalog.item_ids, kind="item")
         self.catalog_ = catalog
         self.text_vectors_ = np.ascontiguousarray(text_vectors, dtype=np.float32)
@@ -173,8 +174,7 @@ class Recommender:
 
     def _refresh(self) -> None:
         self._fold = ALSModel.from_factors(self.config.als, self.item_factors_, np.zeros((0, self.item_factors_.shape[1])))
-        self._indexes: dict[str, object] = {}
-        self._stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # item vectors changed
         n = len(self.item_map_)
         if self.cooccurrence_.shape[0] != n:
             c = self.cooccurrence_.tocoo()
@@ -277,6 +277,8 @@ class Recommender:
         from coldbrew.retrieval import make_index
 
         vectors = self.item_factors_ if name == "cf" else self.text_vectors_
+        if not hasattr(self, "_indexes"):  # a loaded model builds its indexes on first use
+            self._indexes = {}
         index = self._indexes.get(name)
         if index is None:
             index = make_index(self.config.retrieval.index, vectors.shape[1])
@@ -305,8 +307,13 @@ class Recommender:
         batch = self._batch(chunk, dense=False)
         user_factors, damped, profile = self._profiles(batch)
         cooc = (damped @ self.cooccurrence_).tocsr()
-        _, cf_ids = self._index("cf").search(user_factors, m)
-        _, text_ids = self._index("content").search(profile, m)
+        blocked_all = []
+        for req in chunk:
+            blocked = self.item_map_.lookup([h.item_id for h in req.history] + list(req.exclude))
+            blocked_all.append(blocked[blocked >= 0])
+        # History and excluded items are excluded inside the ANN search so they use no slots.
+        _, cf_ids = self._index("cf").search(user_factors, m, exclude=blocked_all)
+        _, text_ids = self._index("content").search(profile, m, exclude=blocked_all)
         popular = np.argsort(-self.popularity_, kind="stable")[:m]
         weights = self._weights(batch.n_history)
         b = self.config.blend
@@ -324,8 +331,7 @@ class Recommender:
                 pool = self.item_map_.lookup(req.candidates)
             else:
                 pool = np.concatenate([cf_ids[r], text_ids[r], cooc.indices[lo:hi], popular])
-            blocked = self.item_map_.lookup([h.item_id for h in req.history] + list(req.exclude))
-            pool = np.setdiff1d(pool[pool >= 0], blocked[blocked >= 0])
+            pool = np.setdiff1d(pool[pool >= 0], blocked_all[r])
             row_cooc = np.asarray(cooc[r, pool].todense()).ravel() if len(pool) else np.zeros(0)
             c_sum, c_sq = cooc.data[lo:hi].sum(), np.square(cooc.data[lo:hi]).sum()
             c_mean = c_sum / n_items
