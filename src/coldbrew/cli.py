@@ -109,6 +109,33 @@ def _cmd_onboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import shlex
+
+    from coldbrew.config import load_config
+    from coldbrew.data import load_catalog, load_events
+    from coldbrew.evaluation.reporting import ReportConfig, parse_reveal, run_report
+
+    fit = load_config(args.config)
+    config = ReportConfig(
+        quantile=args.quantile, reveal=parse_reveal(args.reveal), baselines=tuple(args.baselines),
+        k=args.k, max_users=args.max_users, seed=args.seed, fit=fit,
+    )
+    catalog, report = load_catalog(args.catalog, fit.columns, fit.data.on_bad_rows)
+    _say(report.summary())
+    events, report = load_events(args.events, fit.columns, fit.data.on_bad_rows)
+    _say(report.summary())
+    started = time.perf_counter()
+    command = "coldbrew " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    result = run_report(catalog, events, args.out, config, command=command)
+    _say(f"report written to {args.out}/report.md (+ report.json, cold_start_curve.png) in"
+         f" {time.perf_counter() - started:.0f} s")
+    k = result["k"]
+    for model, values in result["results"].items():
+        _say(f"  {model:<11} " + "  ".join(f"{s} {v[f'ndcg@{k}']:.4f}" for s, v in values.items()))
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from coldbrew.demo import run_demo
 
@@ -156,6 +183,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text", required=True, help="the user's interests, in their own words (English, Chinese, ...)")
     p.add_argument("--k", type=_positive_int, default=10, metavar="K")
     p.set_defaults(func=_cmd_onboard)
+
+    p = sub.add_parser(
+        "evaluate", help="compare coldbrew with baselines on a temporal split; write a report",
+        description="Fit coldbrew and baselines on the events before a time cutoff, add the"
+        " products first seen after it as new items, and score every model with the same metric"
+        " code on warm users, new items and new users with n revealed events. Writes"
+        " REPORT_DIR/report.md, report.json and cold_start_curve.png.",
+    )
+    p.add_argument("--catalog", required=True, metavar="ITEMS", help="products file (as for fit)")
+    p.add_argument("--events", required=True, metavar="EVENTS", help="events file (as for fit)")
+    p.add_argument("--out", required=True, metavar="REPORT_DIR", help="directory for the report files")
+    p.add_argument("--config", metavar="FILE", help="coldbrew config used for coldbrew and the column mapping")
+    p.add_argument("--quantile", type=float, default=0.8,
+                   help="train on events before this timestamp quantile, test on the rest (default 0.8)")
+    p.add_argument("--reveal", nargs="+", default=["0", "1", "3", "5"], metavar="N",
+                   help="new-user segments with the first N events revealed (default: 0 1 3 5)")
+    p.add_argument("--baselines", nargs="*", default=["popularity", "itemknn", "als", "text"], metavar="NAME",
+                   help="baselines to compare: popularity itemknn als lightfm text (default: all but lightfm)")
+    p.add_argument("--k", type=_positive_int, default=20, metavar="K", help="list length (default 20)")
+    p.add_argument("--max-users", type=_positive_int, default=None, metavar="N",
+                   help="sample at most N users per segment (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="seed of that sample (default 0)")
+    p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("demo", help="run the offline demo on the bundled shop (and real data if present)")
     p.add_argument("--data-dir", default=None, help="folder with uci_online_retail/ (default: ../shared/data if present)")
