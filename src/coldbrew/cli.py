@@ -118,7 +118,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     fit = load_config(args.config)
     config = ReportConfig(
-        quantile=args.quantile, reveal=parse_reveal(args.reveal), baselines=tuple(args.baselines),
+        split=args.split, quantile=args.quantile, cold_share=args.cold_share, reveal=parse_reveal(args.reveal), baselines=tuple(args.baselines),
         k=args.k, max_users=args.max_users, seed=args.seed, fit=fit,
     )
     catalog, report = load_catalog(args.catalog, fit.columns, fit.data.on_bad_rows)
@@ -128,7 +128,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     command = "coldbrew " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     result = run_report(catalog, events, args.out, config, command=command)
-    _say(f"report written to {args.out}/report.md (+ report.json, cold_start_curve.png) in"
+    _say(f"report written to {args.out}/report.md (+ report.json, and for a temporal split"
+         f" cold_start_curve.png) in"
          f" {time.perf_counter() - started:.0f} s")
     k = result["k"]
     for model, values in result["results"].items():
@@ -195,8 +196,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--events", required=True, metavar="EVENTS", help="events file (as for fit)")
     p.add_argument("--out", required=True, metavar="REPORT_DIR", help="directory for the report files")
     p.add_argument("--config", metavar="FILE", help="coldbrew config used for coldbrew and the column mapping")
+    p.add_argument("--split", choices=["temporal", "cold-item"], default="temporal",
+                   help="temporal: cut at a timestamp quantile (warm users, new users by n, new items);"
+                   " cold-item: hold out a random share of items with all their events (default temporal)")
     p.add_argument("--quantile", type=float, default=0.8,
-                   help="train on events before this timestamp quantile, test on the rest (default 0.8)")
+                   help="temporal split: train on events before this timestamp quantile (default 0.8)")
+    p.add_argument("--cold-share", type=float, default=0.2,
+                   help="cold-item split: share of items held out (default 0.2)")
     p.add_argument("--reveal", nargs="+", default=["0", "1", "3", "5"], metavar="N",
                    help="new-user segments with the first N events revealed (default: 0 1 3 5)")
     p.add_argument("--baselines", nargs="*", default=["popularity", "itemknn", "als", "text"], metavar="NAME",

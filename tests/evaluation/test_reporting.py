@@ -84,3 +84,18 @@ def test_evaluate_rejects_an_unknown_baseline_in_one_line(shop, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("coldbrew: error:") and "magic" in err[-1]
     assert not (root / "x" / "report.json").exists()
+
+
+def test_evaluate_cold_item_split(shop):
+    catalog, events, root = shop
+    out = root / "cold"
+    code = main(["evaluate", "--catalog", str(catalog), "--events", str(events), "--out", str(out),
+                 "--split", "cold-item", "--cold-share", "0.25", "--baselines", "popularity", "--k", "5"])
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["split"] == "cold-item" and report["items_new"] == 13  # 25 % of 52 products
+    assert set(report["results"]["coldbrew"]) == {"cold_items"}
+    assert report["users"]["cold_items"] > 50
+    ours = report["results"]["coldbrew"]["cold_items"]["ndcg@5"]
+    assert ours > report["results"]["popularity"]["cold_items"]["ndcg@5"]
+    assert "random cold-item" in (out / "report.md").read_text()

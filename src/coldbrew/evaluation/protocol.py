@@ -231,6 +231,29 @@ def temporal_segments(
     return segments
 
 
+def cold_item_segment(
+    split: Split, cold_items: Sequence[str], *, max_users: int | None = None, seed: int = 0
+) -> Segment:
+    """The item cold-start segment of a :func:`~coldbrew.evaluation.splits.cold_item_split`.
+
+    Users with at least one train event and a positive test event on a held-out item; history
+    = all their train events (by time); candidates = every held-out item; relevant = the
+    held-out items they interacted with positively. Request ids are ``"cold_items:USER"``.
+    """
+    train = _UserGroups(split.train)
+    test = split.test.take(is_positive(split.test))
+    relevant: dict[str, set[str]] = {}
+    for user, item in zip(test.user_ids.astype(str), test.item_ids.astype(str)):
+        relevant.setdefault(user, set()).add(item)
+    users = _subsample(sorted(u for u in relevant if u in train.positions), max_users, seed)
+    candidates = tuple(sorted(str(i) for i in cold_items))
+    requests = [
+        Request(f"cold_items:{u}", u, train.history(train.positions[u]), candidates=candidates)
+        for u in users
+    ]
+    return Segment("cold_items", requests, [relevant[u] for u in users], n_items=len(candidates))
+
+
 def fit_catalog(split: Split, catalog: Catalog) -> tuple[Catalog, Catalog]:
     """Split the catalog into (items with at least one train event, all other items).
 

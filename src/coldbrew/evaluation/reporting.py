@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from coldbrew.config import FitConfig
 from coldbrew.data.catalog import Catalog
 from coldbrew.data.events import Events
@@ -33,7 +35,9 @@ _METRICS = ("recall", "ndcg", "hit", "mrr", "coverage")
 class ReportConfig:
     """What ``coldbrew evaluate`` was asked for."""
 
+    split: str = "temporal"
     quantile: float = 0.8
+    cold_share: float = 0.2
     reveal: tuple[int, ...] = (0, 1, 3, 5)
     baselines: tuple[str, ...] = ("popularity", "itemknn", "als", "text")
     k: int = 20
@@ -45,6 +49,10 @@ class ReportConfig:
         unknown = [b for b in self.baselines if b not in BASELINE_NAMES]
         if unknown:
             raise ConfigError(f"unknown baseline(s) {', '.join(unknown)}; choose from {', '.join(BASELINE_NAMES)}")
+        if self.split not in ("temporal", "cold-item"):
+            raise ConfigError(f"--split must be 'temporal' or 'cold-item', got {self.split!r}")
+        if not 0.0 < self.cold_share < 1.0:
+            raise ConfigError(f"--cold-share must be between 0 and 1, got {self.cold_share}")
         if not 0.0 < self.quantile < 1.0:
             raise ConfigError(f"--quantile must be between 0 and 1, got {self.quantile}")
         if not self.reveal or min(self.reveal) < 0:
@@ -92,13 +100,12 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines = [
         "# coldbrew evaluation report", "",
         f"Command: `{report['command']}`", "",
-        f"Split: global temporal at the {report['quantile']:.0%} timestamp quantile (cutoff"
-        f" {report['cutoff_utc']} UTC); {report['train_events']:,} train / {report['test_events']:,}"
-        f" test events; {report['items_seen']:,} items seen in train, {report['items_new']:,} new.",
+        _split_line(report),
         "",
         "Segments: `warm_users` (history = all their train events), `new_items` (users with"
         " history ranking only the items first seen after the cutoff), `new_users@n` (users first"
-        " seen after the cutoff, history = their first n events; the same users for every n).",
+        " seen after the cutoff, history = their first n events; the same users for every n),"
+        " `cold_items` (cold-item split: users with history ranking only the held-out items).",
         "", "| segment | users |", "|---|---:|",
     ]
     lines += [f"| {s} | {n:,} |" for s, n in report["users"].items()]
@@ -110,8 +117,19 @@ def render_markdown(report: dict[str, Any]) -> str:
             lines.append(f"| {model} | " + " | ".join(f"{values[s][key]:.4f}" for s in segments) + " |")
     lines += ["", "## Fit time (seconds)", "", "| model | fit | add_items |", "|---|---:|---:|"]
     lines += [f"| {m} | {t['fit_s']:.1f} | {t['add_items_s']:.2f} |" for m, t in report["timings"].items()]
-    lines += ["", "![cold-start curve](cold_start_curve.png)", ""]
-    return "\n".join(lines)
+    if report.get("split", "temporal") == "temporal":
+        lines += ["", "![cold-start curve](cold_start_curve.png)"]
+    return "\n".join(lines) + "\n"
+
+
+def _split_line(report: dict[str, Any]) -> str:
+    sizes = (f"{report['train_events']:,} train / {report['test_events']:,} test events;"
+             f" {report['items_seen']:,} items in the fit catalog, {report['items_new']:,} added after fit.")
+    if report.get("split") == "cold-item":
+        return (f"Split: random cold-item ({report['cold_share']:.0%} of the items held out with all"
+                f" their events, added after fit); " + sizes)
+    return (f"Split: global temporal at the {report['quantile']:.0%} timestamp quantile (cutoff"
+            f" {report['cutoff_utc']} UTC); " + sizes)
 
 
 def _plot(curve: dict[str, list[tuple[int, float]]], warm: dict[str, float], path: Path, metric: str) -> None:
@@ -140,17 +158,31 @@ def _plot(curve: dict[str, list[tuple[int, float]]], warm: dict[str, float], pat
 def run_report(catalog: Catalog, events: Events, out: str | Path, config: ReportConfig, command: str = "") -> dict[str, Any]:
     """Fit coldbrew and the baselines on one split, evaluate, write report.{md,json} and the plot."""
     from coldbrew import __version__
-    from coldbrew.evaluation.protocol import evaluate, fit_catalog, temporal_segments
-    from coldbrew.evaluation.splits import temporal_split
+    from coldbrew.evaluation.protocol import (
+        cold_item_segment,
+        evaluate,
+        fit_catalog,
+        temporal_segments,
+    )
+    from coldbrew.evaluation.splits import cold_item_split, temporal_split
     from coldbrew.pipeline import Recommender
 
     models = {"coldbrew": lambda: Recommender(config.fit)}
     models.update({name: (lambda n=name: _baseline(n, config.fit)) for name in config.baselines})
     instances = {name: make() for name, make in models.items()}  # fail fast on a missing extra
-    split = temporal_split(events, quantile=config.quantile)
-    seen, new = fit_catalog(split, catalog)
     segments = {}
-    for n in config.reveal:
+    if config.split == "cold-item":
+        split = cold_item_split(events, catalog.item_ids, share=config.cold_share, seed=config.seed)
+        cold = set(split.cold_items)
+        is_cold = np.array([i in cold for i in catalog.item_ids], dtype=bool)
+        seen, new = catalog.subset(np.flatnonzero(~is_cold)), catalog.subset(np.flatnonzero(is_cold))
+        segments["cold_items"] = cold_item_segment(split, new.item_ids, max_users=config.max_users, seed=config.seed)
+        cutoff = None
+    else:
+        split = temporal_split(events, quantile=config.quantile)
+        seen, new = fit_catalog(split, catalog)
+        cutoff = int(split.cutoff)
+    for n in config.reveal if config.split == "temporal" else ():
         parts = temporal_segments(split, catalog, reveal=n, max_users=config.max_users, seed=config.seed,
                                   min_new_user_items=max(config.reveal) + 1)
         segments[f"new_users@{n}"] = parts["new_users"]
@@ -171,8 +203,9 @@ def run_report(catalog: Catalog, events: Events, out: str | Path, config: Report
     metric = f"ndcg@{config.k}"
     report = {
         "command": command, "coldbrew_version": __version__, "k": config.k,
-        "quantile": config.quantile, "cutoff": int(split.cutoff),
-        "cutoff_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime(split.cutoff)),
+        "split": config.split, "quantile": config.quantile, "cold_share": config.cold_share,
+        "cutoff": cutoff,
+        "cutoff_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime(cutoff)) if cutoff is not None else None,
         "train_events": len(split.train), "test_events": len(split.test),
         "items_seen": len(seen), "items_new": len(new),
         "users": {name: len(seg.requests) for name, seg in segments.items()},
@@ -183,8 +216,9 @@ def run_report(catalog: Catalog, events: Events, out: str | Path, config: Report
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     (directory / "report.md").write_text(render_markdown(report), encoding="utf-8")
-    warm = {m: results[m].get("warm_users", {}).get(metric, float("nan")) for m in results}
-    _plot(cold_start_curve(results, metric), warm, directory / "cold_start_curve.png", metric)
+    if config.split == "temporal":
+        warm = {m: results[m].get("warm_users", {}).get(metric, float("nan")) for m in results}
+        _plot(cold_start_curve(results, metric), warm, directory / "cold_start_curve.png", metric)
     return report
 
 
