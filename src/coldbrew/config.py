@@ -166,6 +166,7 @@ class BridgeConfig:
     ridge: float = 10.0
     neighbors: int = 20
     knn_share: float = 0.5
+    lexical_dim: int = 512
 
 
 @dataclass(frozen=True)

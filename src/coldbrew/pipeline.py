@@ -153,20 +153,32 @@ class Recommender:
         targets = np.hstack([self.als_.item_factors_, popularity[:, None]])
         self.bridge_ = TextToCFBridge(cfg.bridge)
         if train.sum() >= 2:
-            self.bridge_.fit(self.text_vectors_[train], targets[train])
+            self.bridge_.fit(self._bridge_inputs(np.flatnonzero(train)), targets[train])
         else:  # no text at all: the bridge predicts the mean of the warm items
-            self.bridge_.fit(np.zeros((1, self.text_vectors_.shape[1]), np.float32),
+            self.bridge_.fit(np.zeros((1, self.text_vectors_.shape[1] + max(cfg.bridge.lexical_dim, 0)), np.float32),
                              targets[self.item_warm_][:1] if self.item_warm_.any() else targets[:1])
         self.item_factors_ = self.als_.item_factors_.copy()
         self.popularity_ = popularity
         self._fill_cold_items(np.flatnonzero(~self.item_warm_))
+
+    def _bridge_inputs(self, positions: np.ndarray) -> np.ndarray:
+        """What the bridge reads for these items: text vectors (+ hashed tokens if configured)."""
+        vectors = self.text_vectors_[positions]
+        dim = self.config.bridge.lexical_dim
+        if dim <= 0:
+            return vectors
+        from coldbrew.text import HashingEncoder
+
+        texts = [t.lower() for t in np.asarray(self.catalog_.texts(), dtype=object)[positions]]
+        lexical = HashingEncoder(dim=dim).encode(texts)
+        return np.hstack([vectors, lexical]) / np.sqrt(2.0)
 
     def _fill_cold_items(self, positions: np.ndarray) -> None:
         """Give items without interactions bridged CF factors and popularity."""
         if len(positions) == 0:
             self._refresh()
             return
-        predicted = self.bridge_.predict(self.text_vectors_[positions])
+        predicted = self.bridge_.predict(self._bridge_inputs(positions))
         self.item_factors_[positions] = predicted[:, :-1]
         # A product nobody has bought yet is less proven than a best-seller with the same text.
         self.popularity_[positions] = np.minimum(predicted[:, -1], np.median(self.popularity_[self.item_warm_]) if self.item_warm_.any() else 0.0)
