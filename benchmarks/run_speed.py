@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     cli_s = statistics.median(cli_times)
     rows.append((f"`coldbrew recommend` CLI, {len(requests):,} requests end to end",
                  f"{cli_s:.1f} s ({len(requests) / cli_s:,.0f} req/s)", "", ""))
-    rows.append(("peak memory of that process (max RSS)", f"{peak_mb:,.0f} MB", "", ""))
+    rows.append(("peak memory of that process (VmHWM)", f"{peak_mb:,.0f} MB", "", ""))
     rows.append(("model directory size", f"{size_mb:,.1f} MB", "", ""))
 
     print("| measurement | coldbrew | baseline | coldbrew time / baseline time |")
