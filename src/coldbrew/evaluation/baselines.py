@@ -12,6 +12,7 @@ ratings scaled above 2.5).
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Protocol, Self
 
@@ -61,7 +62,7 @@ def _top_k(scores: np.ndarray, eligible: np.ndarray, k: int) -> np.ndarray:
     return pool[order[:k]]
 
 
-class _BaseRecommender:
+class _BaseRecommender(ABC):
     """Item bookkeeping, history encoding and the ranking loop shared by the baselines.
 
     Subclasses implement ``_fit(catalog, events)``, ``_add(catalog)`` (called after the new
@@ -174,14 +175,17 @@ class _BaseRecommender:
         return matrix, seen
 
     # Hooks for the subclasses.
+    @abstractmethod
     def _fit(self, catalog: Catalog, events: Events) -> None:
-        raise NotImplementedError
+        """Learn from the train events (the catalog's IDs are already in ``items_``)."""
 
+    @abstractmethod
     def _add(self, catalog: Catalog) -> None:
-        raise NotImplementedError
+        """Extend the model to items added after fit (their IDs are already in ``items_``)."""
 
+    @abstractmethod
     def _score(self, requests: Sequence[Request], history: sp.csr_matrix) -> np.ndarray:
-        raise NotImplementedError
+        """Scores (b, n_items) float for a batch of requests."""
 
 
 def _first_duplicates(ids: list[str], positions: np.ndarray) -> np.ndarray:
