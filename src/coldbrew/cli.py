@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from coldbrew.errors import ColdbrewError
+from coldbrew.errors import ColdbrewError, ConfigError
 
 __all__ = ["main"]
 
@@ -116,6 +116,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from coldbrew.data import load_catalog, load_events
     from coldbrew.evaluation.reporting import ReportConfig, parse_reveal, run_report
 
+    if args.training_curves:
+        return _plot_saved_curves(args.training_curves, args.out)
+    if not args.catalog or not args.events:
+        raise ConfigError("evaluate needs --catalog and --events (or --training-curves MODEL_DIR)")
     fit = load_config(args.config)
     config = ReportConfig(
         split=args.split, quantile=args.quantile, cold_share=args.cold_share, reveal=parse_reveal(args.reveal), baselines=tuple(args.baselines),
@@ -128,12 +132,26 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     command = "coldbrew " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     result = run_report(catalog, events, args.out, config, command=command)
-    _say(f"report written to {args.out}/report.md (+ report.json, and for a temporal split"
-         f" cold_start_curve.png) in"
+    _say(f"report written to {args.out}/report.md (+ report.json and the plots) in"
          f" {time.perf_counter() - started:.0f} s")
     k = result["k"]
     for model, values in result["results"].items():
         _say(f"  {model:<11} " + "  ".join(f"{s} {v[f'ndcg@{k}']:.4f}" for s, v in values.items()))
+    return 0
+
+
+def _plot_saved_curves(model_dir: str, out: str) -> int:
+    from pathlib import Path
+
+    from coldbrew.evaluation.reporting import plot_training_curves
+    from coldbrew.storage import load_training_curves
+
+    curves = load_training_curves(model_dir)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    target = Path(out) / "training_curves.png"
+    if not plot_training_curves(curves, target):
+        raise ConfigError(f"{model_dir}: the model has no training curves (no trained component is enabled)")
+    _say(f"training curves of {', '.join(curves)} written to {target}")
     return 0
 
 
@@ -190,19 +208,26 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fit coldbrew and baselines on the events before a time cutoff, add the"
         " products first seen after it as new items, and score every model with the same metric"
         " code on warm users, new items and new users with n revealed events. Writes"
-        " REPORT_DIR/report.md, report.json and cold_start_curve.png.",
+        " REPORT_DIR/report.md, report.json and the plots cold_start_curve.png (metric by events"
+        " known per user), item_warmth_curve.png (recall by events known per item) and"
+        " training_curves.png (coldbrew's per-epoch training curves, when it trained any)."
+        " With --training-curves MODEL_DIR it only plots a saved model's training curves.",
     )
-    p.add_argument("--catalog", required=True, metavar="ITEMS", help="products file (as for fit)")
-    p.add_argument("--events", required=True, metavar="EVENTS", help="events file (as for fit)")
+    p.add_argument("--catalog", metavar="ITEMS", help="products file (as for fit); required unless --training-curves")
+    p.add_argument("--events", metavar="EVENTS", help="events file (as for fit); required unless --training-curves")
+    p.add_argument("--training-curves", metavar="MODEL_DIR", default=None,
+                   help="plot the training curves saved in a model directory to REPORT_DIR/training_curves.png, then stop")
     p.add_argument("--out", required=True, metavar="REPORT_DIR", help="directory for the report files")
     p.add_argument("--config", metavar="FILE", help="coldbrew config used for coldbrew and the column mapping")
-    p.add_argument("--split", choices=["temporal", "cold-item"], default="temporal",
+    p.add_argument("--split", choices=["temporal", "cold-item", "cold-user", "leave-last-out"], default="temporal",
                    help="temporal: cut at a timestamp quantile (warm users, new users by n, new items);"
-                   " cold-item: hold out a random share of items with all their events (default temporal)")
+                   " cold-item: hold out a random share of items with all their events;"
+                   " cold-user: hold out a random share of users, reveal their first n events;"
+                   " leave-last-out: each user's last event is the test (default temporal)")
     p.add_argument("--quantile", type=float, default=0.8,
                    help="temporal split: train on events before this timestamp quantile (default 0.8)")
     p.add_argument("--cold-share", type=float, default=0.2,
-                   help="cold-item split: share of items held out (default 0.2)")
+                   help="cold-item / cold-user split: share of items / users held out (default 0.2)")
     p.add_argument("--reveal", nargs="+", default=["0", "1", "3", "5"], metavar="N",
                    help="new-user segments with the first N events revealed (default: 0 1 3 5)")
     p.add_argument("--baselines", nargs="*", default=["popularity", "itemknn", "als", "text"], metavar="NAME",

@@ -101,6 +101,8 @@ class Recommender:
         self._progress = progress
         text_vectors = self.encode(catalog.texts())
         self.tuning_: dict[str, dict[str, float]] = {}
+        # Per-epoch curves of trained components: {name: {"epoch": [...], "loss": [...], ...}}.
+        self.training_curves_: dict[str, dict[str, list[float]]] = {}
         if self.config.blend.tune:
             from coldbrew.models.tuning import tune
 
@@ -110,7 +112,12 @@ class Recommender:
         self._fit_parts(catalog, events, text_vectors)
         return self
 
-    def _fit_parts(self, catalog: Catalog, events: Events, text_vectors: np.ndarray) -> None:
+    def _fit_parts(self, catalog: Catalog, events: Events, text_vectors: np.ndarray, adapter=None) -> None:
+        """Fit every part on ``events``; ``text_vectors`` (n_items, d) are the encoder's own.
+
+        ``adapter``: a fitted :class:`~coldbrew.text.adapter.TextAdapter` to use instead of
+        training one (tuning trains it once for all its candidates).
+        """
         cfg = self.config
         self._indexes: dict[str, object] = {}
         self.item_map_ = IdMap(catalog.item_ids, kind="item")
@@ -136,6 +143,7 @@ class Recommender:
         shape = (len(self.user_map_), len(self.item_map_))
         strengths = event_strengths(ev.events, ev.values, ev.timestamps, cfg.weighting, self.now_)
         matrix = interaction_matrix(user_idx, item_idx, strengths, shape)
+        bridge_vectors = self._fit_adapter(adapter, user_idx, item_idx, ev.timestamps, strengths > 0)
         self.als_ = ALSModel(cfg.als).fit(confidence(matrix, cfg.als.alpha), progress=self._progress)
         self.cooccurrence_ = cooccurrence_neighbors(matrix)
         trend = event_strengths(
@@ -153,17 +161,48 @@ class Recommender:
         targets = np.hstack([self.als_.item_factors_, popularity[:, None]])
         self.bridge_ = TextToCFBridge(cfg.bridge)
         if train.sum() >= 2:
-            self.bridge_.fit(self._bridge_inputs(np.flatnonzero(train)), targets[train])
+            self.bridge_.fit(self._bridge_inputs(np.flatnonzero(train), bridge_vectors[train]), targets[train])
         else:  # no text at all: the bridge predicts the mean of the warm items
             self.bridge_.fit(np.zeros((1, self.text_vectors_.shape[1] + max(cfg.bridge.lexical_dim, 0)), np.float32),
                              targets[self.item_warm_][:1] if self.item_warm_.any() else targets[:1])
         self.item_factors_ = self.als_.item_factors_.copy()
         self.popularity_ = popularity
-        self._fill_cold_items(np.flatnonzero(~self.item_warm_))
+        cold_items = np.flatnonzero(~self.item_warm_)
+        self._fill_cold_items(cold_items, bridge_vectors[cold_items])
 
-    def _bridge_inputs(self, positions: np.ndarray) -> np.ndarray:
-        """What the bridge reads for these items: text vectors (+ hashed tokens if configured)."""
-        vectors = self.text_vectors_[positions]
+    def _fit_adapter(self, adapter, user_idx: np.ndarray, item_idx: np.ndarray, timestamps: np.ndarray, positive: np.ndarray) -> np.ndarray:
+        """Train (or take) the text adapter and move ``text_vectors_`` into its space.
+
+        Returns the (n_items, d) vectors the bridge should read: the adapted ones, or the
+        encoder's own when ``adapter.adapt_bridge`` is false.
+        """
+        raw = self.text_vectors_
+        self.adapter_ = adapter
+        if adapter is None and self.config.adapter.enabled:
+            from coldbrew.text.adapter import train_adapter
+
+            self.adapter_ = train_adapter(self.config.adapter, raw, user_idx[positive], item_idx[positive],
+                                          timestamps[positive], progress=self._progress)
+            if self.adapter_ is not None:
+                if not hasattr(self, "training_curves_"):
+                    self.training_curves_ = {}
+                self.training_curves_["adapter"] = self.adapter_.curve_
+        if self.adapter_ is None:
+            return raw
+        self.text_vectors_ = self.adapter_.transform(raw)
+        return self.text_vectors_ if self.config.adapter.adapt_bridge else raw
+
+    def _adapt(self, vectors: np.ndarray) -> np.ndarray:
+        """Encoder vectors (n, d) -> the vectors the model scores with (adapted if it has an adapter)."""
+        adapter = getattr(self, "adapter_", None)
+        return vectors if adapter is None else adapter.transform(vectors)
+
+    def _bridge_inputs(self, positions: np.ndarray, vectors: np.ndarray | None = None) -> np.ndarray:
+        """What the bridge reads for these items: text vectors (+ hashed tokens if configured).
+
+        ``vectors`` (len(positions), d): the text vectors to read (default: ``text_vectors_``).
+        """
+        vectors = self.text_vectors_[positions] if vectors is None else vectors
         dim = self.config.bridge.lexical_dim
         if dim <= 0:
             return vectors
@@ -173,12 +212,12 @@ class Recommender:
         lexical = HashingEncoder(dim=dim).encode(texts)
         return np.hstack([vectors, lexical]) / np.sqrt(2.0)
 
-    def _fill_cold_items(self, positions: np.ndarray) -> None:
-        """Give items without interactions bridged CF factors and popularity."""
+    def _fill_cold_items(self, positions: np.ndarray, vectors: np.ndarray | None = None) -> None:
+        """Give items without interactions bridged CF factors and popularity (``vectors``: see ``_bridge_inputs``)."""
         if len(positions) == 0:
             self._refresh()
             return
-        predicted = self.bridge_.predict(self._bridge_inputs(positions))
+        predicted = self.bridge_.predict(self._bridge_inputs(positions, vectors))
         self.item_factors_[positions] = predicted[:, :-1]
         # A product nobody has bought yet is less proven than a best-seller with the same text.
         self.popularity_[positions] = np.minimum(predicted[:, -1], np.median(self.popularity_[self.item_warm_]) if self.item_warm_.any() else 0.0)
@@ -207,12 +246,14 @@ class Recommender:
         start = len(self.item_map_)
         self.item_map_.add(added.item_ids)
         self.catalog_ = _concat_catalogs(self.catalog_, added)
-        self.text_vectors_ = np.vstack([self.text_vectors_, vectors]).astype(np.float32)
+        self.text_vectors_ = np.vstack([self.text_vectors_, self._adapt(vectors)]).astype(np.float32)
         f = self.item_factors_.shape[1]
         self.item_factors_ = np.vstack([self.item_factors_, np.zeros((len(added), f), np.float32)])
         self.popularity_ = np.concatenate([self.popularity_, np.zeros(len(added), np.float32)])
         self.item_warm_ = np.concatenate([self.item_warm_, np.zeros(len(added), bool)])
-        self._fill_cold_items(np.arange(start, start + len(added)))
+        adapter = getattr(self, "adapter_", None)
+        raw_for_bridge = adapter is not None and not self.config.adapter.adapt_bridge
+        self._fill_cold_items(np.arange(start, start + len(added)), vectors if raw_for_bridge else None)
         return len(added)
 
     # ------------------------------------------------------------------ scoring
@@ -261,7 +302,7 @@ class Recommender:
         has_text = np.array([bool(t and t.strip()) for t in texts], dtype=bool)
         text_vectors = np.zeros((n, self.text_vectors_.shape[1]), dtype=np.float32)
         if has_text.any():
-            text_vectors[has_text] = self.encode([t for t in texts if t and t.strip()])
+            text_vectors[has_text] = self._adapt(self.encode([t for t in texts if t and t.strip()]))
         return _Batch(matrix, n_history, text_vectors, has_text, allowed)
 
     def _profiles(self, batch: _Batch) -> tuple[np.ndarray, sp.csr_matrix, np.ndarray]:
@@ -503,6 +544,41 @@ class Recommender:
             raise DataError("onboarding text is empty: describe the user's interests in a few words")
         req = Request(request_id="onboard", user_id="", text=text)
         return self.recommend([req], k)[0]
+
+    # ------------------------------------------------------------------ scoring given items
+    def score_items(self, requests: Sequence[Request], items: np.ndarray) -> np.ndarray:
+        """The blended recommendation score of given items per request (to re-rank other lists).
+
+        ``items`` int64 ``(n, m)`` item indices per request (``-1`` = no item). Unlike
+        ``recommend``, history items are scored too. Each source is standardised over the
+        row's items and mixed with the request's warmth weights (``new_item_*`` for items
+        without interactions). Returns float32 ``(n, m)``, ``-inf`` where ``items`` is -1.
+        """
+        self._check_fitted()
+        items = np.asarray(items, dtype=np.int64)
+        if items.ndim != 2 or len(items) != len(requests):
+            raise ValueError(f"items: expected shape ({len(requests)}, m), got {items.shape}")
+        valid = items >= 0
+        safe = np.where(valid, items, 0)
+        batch = self._batch(requests, dense=False)
+        user_factors, damped, profile = self._profiles(batch)
+        cooc = (damped @ self.cooccurrence_).tocsr()
+        raw = {
+            "content": np.einsum("nd,nmd->nm", profile, self.text_vectors_[safe]),
+            "cooccurrence": np.vstack([cooc[r].toarray()[0, safe[r]] for r in range(len(safe))]) if len(safe) else safe.astype(np.float32),
+            "cf": np.einsum("nf,nmf->nm", user_factors, self.item_factors_[safe]),
+            "popularity": self.popularity_[safe],
+        }
+        b = self.config.blend
+        weights = self._weights(batch.n_history)
+        item_weights = np.array([b.new_item_content, 0.0, b.new_item_cf, b.new_item_popularity], np.float32)
+        cold = ~self.item_warm_[safe]
+        total = np.zeros(items.shape, dtype=np.float32)
+        for s, name in enumerate(SOURCES):
+            w = np.where(cold, item_weights[s], weights[:, s, None])
+            total += w * _standardise(raw[name].astype(np.float32), valid)
+        total[~valid] = -np.inf
+        return total
 
 
 def _concat_catalogs(a: Catalog, b: Catalog) -> Catalog:

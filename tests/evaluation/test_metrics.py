@@ -178,3 +178,34 @@ def test_adding_a_hit_never_lowers_recall_or_ndcg(case: tuple, data: st.DataObje
 def test_coverage_lies_in_unit_interval(lists: list) -> None:
     value = catalog_coverage(lists, len(ITEMS))
     assert 0.0 <= value <= 1.0
+
+
+def test_item_warmth_recall_by_hand() -> None:
+    from coldbrew.evaluation.metrics import item_warmth_recall
+
+    recommended = [["a", "b", "c"], ["d", "a", "x"]]
+    relevant = [{"a", "new"}, {"d", "b"}]
+    counts = {"a": 150, "b": 4, "d": 1}  # "new" has no training event
+    rows = item_warmth_recall(recommended, relevant, counts, k=2)
+    by_label = {label: (recall, n) for label, recall, n in rows}
+    assert by_label["0"] == (0.0, 1)  # "new" never recommended
+    assert by_label["1-2"] == (1.0, 1)  # "d" in user 2's top 2
+    assert by_label["3-5"] == (0.0, 1)  # "b" not in user 2's list
+    assert by_label["101+"] == (1.0, 1)  # "a" in user 1's top 2
+    assert np.isnan(by_label["6-20"][0]) and by_label["6-20"][1] == 0
+    with pytest.raises(ValueError, match="edges"):
+        item_warmth_recall(recommended, relevant, counts, k=2, edges=(3, 2))
+
+
+@given(
+    st.lists(st.lists(st.sampled_from("abcdefgh"), unique=True, max_size=6), min_size=1, max_size=8),
+    st.integers(1, 6),
+)
+def test_item_warmth_recall_pairs_and_bounds(lists, k) -> None:
+    from coldbrew.evaluation.metrics import item_warmth_recall
+
+    relevant = [set(items[::2]) | {"z"} for items in lists]
+    counts = {c: i * 7 for i, c in enumerate("abcdefgh")}
+    rows = item_warmth_recall(lists, relevant, counts, k)
+    assert sum(n for _, _, n in rows) == sum(len(r) for r in relevant)
+    assert all(np.isnan(r) or 0.0 <= r <= 1.0 for _, r, _ in rows)

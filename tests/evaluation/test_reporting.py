@@ -99,3 +99,70 @@ def test_evaluate_cold_item_split(shop):
     ours = report["results"]["coldbrew"]["cold_items"]["ndcg@5"]
     assert ours > report["results"]["popularity"]["cold_items"]["ndcg@5"]
     assert "random cold-item" in (out / "report.md").read_text()
+
+
+def test_evaluate_cold_user_split_gives_a_few_shot_curve_and_item_warmth(shop):
+    catalog, events, root = shop
+    out = root / "cold-user"
+    code = main(["evaluate", "--catalog", str(catalog), "--events", str(events), "--out", str(out),
+                 "--split", "cold-user", "--cold-share", "0.3", "--reveal", "0", "1", "3",
+                 "--baselines", "popularity", "--k", "5"])
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["split"] == "cold-user"
+    assert set(report["results"]["coldbrew"]) == {"new_users@0", "new_users@1", "new_users@3"}
+    # roughly 30 % of 300 shoppers, minus those with too few events to reveal 3 and keep one
+    assert 40 < report["users"]["new_users@1"] <= 90
+    assert [n for n, _ in report["cold_start_curve"]["coldbrew"]] == [0, 1, 3]
+    # knowing 3 events beats knowing none for coldbrew on this shop of consistent tastes
+    curve = dict(report["cold_start_curve"]["coldbrew"])
+    assert curve[3] > curve[0]
+    assert (out / "cold_start_curve.png").is_file()
+    assert "random cold-user" in (out / "report.md").read_text()
+
+
+def test_evaluate_leave_last_out_split_reports_item_warmth(shop):
+    catalog, events, root = shop
+    out = root / "llo"
+    code = main(["evaluate", "--catalog", str(catalog), "--events", str(events), "--out", str(out),
+                 "--split", "leave-last-out", "--baselines", "popularity", "--k", "5"])
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert "warm_users" in report["results"]["coldbrew"]
+    assert not any(s.startswith("new_users") for s in report["results"]["coldbrew"])
+    rows = report["item_warmth"]["coldbrew"]
+    assert [label for label, _, _ in rows] == ["0", "1-2", "3-5", "6-20", "21-100", "101+"]
+    # the pairs of each bucket add up to the warm segment's relevant pairs
+    assert sum(n for _, _, n in rows) >= report["users"]["warm_users"]
+    assert all(r != r or 0.0 <= r <= 1.0 for _, r, _ in rows)  # NaN or a share
+    assert (out / "item_warmth_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "by the item's training events" in (out / "report.md").read_text()
+
+
+def test_training_curves_are_saved_with_the_model_and_plotted(shop, tmp_path, capsys):
+    from coldbrew.data import load_catalog, load_events
+    from coldbrew.pipeline import Recommender
+    from coldbrew.storage import load_training_curves, save_model
+
+    catalog_path, events_path, _ = shop
+    catalog, _ = load_catalog(catalog_path)
+    events, _ = load_events(events_path)
+    from coldbrew.config import FitConfig
+
+    model = Recommender(FitConfig.from_dict({"blend": {"tune": False}})).fit(catalog, events)
+    model.training_curves_["component"] = {"epoch": [1, 2, 3], "loss": [0.9, 0.5, 0.4], "val_ndcg": [0.1, 0.2, 0.25]}
+    save_model(model, tmp_path / "m")
+    assert load_training_curves(tmp_path / "m")["component"]["loss"] == [0.9, 0.5, 0.4]
+    code = main(["evaluate", "--training-curves", str(tmp_path / "m"), "--out", str(tmp_path / "plots")])
+    assert code == 0
+    assert (tmp_path / "plots" / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a model that trained nothing says so in one line
+    model.training_curves_ = {}
+    save_model(model, tmp_path / "m2")
+    assert main(["evaluate", "--training-curves", str(tmp_path / "m2"), "--out", str(tmp_path / "p2")]) == 2
+    assert "no training curves" in capsys.readouterr().err
+
+
+def test_evaluate_without_data_files_is_a_one_line_error(tmp_path, capsys):
+    assert main(["evaluate", "--out", str(tmp_path / "r")]) == 2
+    assert "--catalog and --events" in capsys.readouterr().err

@@ -78,3 +78,19 @@ def test_cold_item_split_rejects_bad_share() -> None:
     events = make_events([("u", "i", 1)])
     with pytest.raises(ValueError, match="share"):
         cold_item_split(events, ["i"], share=0.0)
+
+
+def test_cold_user_split_holds_out_whole_users() -> None:
+    from coldbrew.evaluation.splits import cold_user_split
+
+    rows = [(f"u{u}", f"i{(u * 3 + t) % 7}", t) for u in range(10) for t in range(1, 5)]
+    events = make_events(rows)
+    split = cold_user_split(events, share=0.3, seed=1)
+    test_users = set(split.test.user_ids.tolist())
+    assert len(test_users) == 3
+    assert not test_users & set(split.train.user_ids.tolist())
+    assert len(split.train) + len(split.test) == len(events)
+    assert len(split.test) == 12  # every event of the held-out users
+    assert set(cold_user_split(events, share=0.3, seed=1).test.user_ids.tolist()) == test_users
+    with pytest.raises(ValueError, match="share"):
+        cold_user_split(events, share=1.0)

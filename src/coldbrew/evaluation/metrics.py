@@ -16,6 +16,7 @@ import numpy as np
 __all__ = [
     "catalog_coverage",
     "hit_rate_at_k",
+    "item_warmth_recall",
     "mrr_at_k",
     "ndcg_at_k",
     "per_user_hit_rate_at_k",
@@ -173,3 +174,45 @@ def rmse(predicted: Sequence[float] | np.ndarray, actual: Sequence[float] | np.n
     if not (np.isfinite(p).all() and np.isfinite(a).all()):
         raise ValueError("rmse: predicted and actual must be finite numbers")
     return float(np.sqrt(np.mean((p - a) ** 2)))
+
+
+def item_warmth_recall(
+    recommended: Sequence[Sequence[str]],
+    relevant: Sequence[set[str]],
+    item_counts: dict[str, int],
+    k: int,
+    edges: Sequence[int] = (1, 3, 6, 21, 101),
+) -> list[tuple[str, float, int]]:
+    """Recall at ``k`` of the relevant (user, item) pairs, by how much the model knew the item.
+
+    ``item_counts`` maps an item ID to its number of training events (missing: 0). Pairs are
+    bucketed by that count with the increasing ``edges`` (default buckets ``0``, ``1-2``,
+    ``3-5``, ``6-20``, ``21-100``, ``101+``); the recall of a bucket is the share of its pairs
+    whose item is in that user's top ``k``. Returns ``(label, recall, pairs)`` per bucket, in
+    order; an empty bucket has recall ``NaN``.
+    """
+    hits, _ = _hits(recommended, relevant, k)
+    edges = [int(e) for e in edges]
+    if any(b <= a for a, b in zip(edges, edges[1:])) or (edges and edges[0] < 1):
+        raise ValueError(f"edges must be increasing integers >= 1, got {edges}")
+    bounds = [0, *edges]
+    labels = []
+    for lo, hi in zip(bounds, [*edges, None]):
+        if hi is None:
+            labels.append(f"{lo}+")
+        elif hi - lo == 1:
+            labels.append(str(lo))
+        else:
+            labels.append(f"{lo}-{hi - 1}")
+    found = np.zeros(len(labels), dtype=np.int64)
+    total = np.zeros(len(labels), dtype=np.int64)
+    for u, (items, rel) in enumerate(zip(recommended, relevant)):
+        top = set(list(items[:k])[: int(hits[u].size)])
+        for item in rel:
+            b = int(np.searchsorted(edges, item_counts.get(item, 0), side="right"))
+            total[b] += 1
+            found[b] += item in top
+    return [
+        (label, float(found[b] / total[b]) if total[b] else float("nan"), int(total[b]))
+        for b, label in enumerate(labels)
+    ]

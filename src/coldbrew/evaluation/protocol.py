@@ -34,6 +34,8 @@ __all__ = [
     "fit_catalog",
     "is_positive",
     "markdown_table",
+    "recommend_segments",
+    "score_segments",
     "temporal_segments",
 ]
 
@@ -264,18 +266,16 @@ def fit_catalog(split: Split, catalog: Catalog) -> tuple[Catalog, Catalog]:
     return catalog.subset(np.flatnonzero(seen)), catalog.subset(np.flatnonzero(~seen))
 
 
-def evaluate(
+def recommend_segments(
     model: Recommender, segments: Mapping[str, Segment], k: int = 20
-) -> dict[str, dict[str, float]]:
-    """Ask ``model`` for ``k`` items per request of each segment and score the answers.
+) -> dict[str, list[list[str]]]:
+    """Ask ``model`` for ``k`` items per request of each segment: ``{segment: lists}``.
 
-    Returns ``{segment: {"recall@k", "ndcg@k", "hit@k", "mrr@k", "coverage@k", "users"}}``
-    (means over the segment's users; ``users`` is the request count). An empty segment
-    gets ``NaN`` metrics.
+    Checks that the model answers every request, in request order.
     """
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
-    results: dict[str, dict[str, float]] = {}
+    out: dict[str, list[list[str]]] = {}
     for name, segment in segments.items():
         recs = model.recommend(segment.requests, k) if len(segment) else []
         if len(recs) != len(segment):
@@ -288,7 +288,22 @@ def evaluate(
                     f"segment {name!r}: answer for {rec.request_id!r} where"
                     f" {req.request_id!r} was expected (answers must keep request order)"
                 )
-        lists = [rec.items[:k] for rec in recs]
+        out[name] = [list(rec.items[:k]) for rec in recs]
+    return out
+
+
+def score_segments(
+    segments: Mapping[str, Segment], lists: Mapping[str, list[list[str]]], k: int = 20
+) -> dict[str, dict[str, float]]:
+    """Score recommended ``lists`` (from :func:`recommend_segments`) against each segment.
+
+    Returns ``{segment: {"recall@k", "ndcg@k", "hit@k", "mrr@k", "coverage@k", "users"}}``
+    (means over the segment's users; ``users`` is the request count). An empty segment
+    gets ``NaN`` metrics.
+    """
+    results: dict[str, dict[str, float]] = {}
+    for name, segment in segments.items():
+        recs = lists[name]
         row: dict[str, float] = {}
         for label, fn in (
             ("recall", per_user_recall_at_k),
@@ -296,15 +311,27 @@ def evaluate(
             ("hit", per_user_hit_rate_at_k),
             ("mrr", per_user_mrr_at_k),
         ):
-            values = fn(lists, segment.relevant, k) if lists else np.zeros(0)
+            values = fn(recs, segment.relevant, k) if recs else np.zeros(0)
             values = values[~np.isnan(values)]
             row[f"{label}@{k}"] = float(values.mean()) if len(values) else float("nan")
         row[f"coverage@{k}"] = (
-            catalog_coverage(lists, segment.n_items, k) if segment.n_items else float("nan")
+            catalog_coverage(recs, segment.n_items, k) if segment.n_items else float("nan")
         )
         row["users"] = float(len(segment))
         results[name] = row
     return results
+
+
+def evaluate(
+    model: Recommender, segments: Mapping[str, Segment], k: int = 20
+) -> dict[str, dict[str, float]]:
+    """Ask ``model`` for ``k`` items per request of each segment and score the answers.
+
+    Returns ``{segment: {"recall@k", "ndcg@k", "hit@k", "mrr@k", "coverage@k", "users"}}``
+    (means over the segment's users; ``users`` is the request count). An empty segment
+    gets ``NaN`` metrics.
+    """
+    return score_segments(segments, recommend_segments(model, segments, k), k)
 
 
 def _cell(metric: str, value: float | None) -> str:

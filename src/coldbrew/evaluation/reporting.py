@@ -1,11 +1,17 @@
 """The evaluation report: coldbrew and baselines on one split, as markdown, JSON and a plot.
 
-``run_report`` is what ``coldbrew evaluate`` calls. Protocol: a global temporal split; every
-model is fitted on the earlier events with the items seen in them, told about the other items
-with ``add_items``, then evaluated through the same metric code on the segments of
+``run_report`` is what ``coldbrew evaluate`` calls. Every model is fitted on the train events
+with the items seen in them, told about the other items with ``add_items``, then evaluated
+through the same metric code on the segments of
 :func:`coldbrew.evaluation.protocol.temporal_segments`: warm users, new items, and new users
 with ``n`` revealed events for each requested ``n`` (the same users for every ``n``, so the
 curve of NDCG against ``n`` — the cold-start curve — compares like with like).
+
+Splits: ``temporal`` (global time cut), ``cold-item`` (random items held out with all their
+events), ``cold-user`` (random users held out; their first ``n`` events revealed) and
+``leave-last-out`` (each user's last event). Plots: the cold-start curve over users
+(``cold_start_curve.png``), recall by how many training events the recommended-to item had
+(``item_warmth_curve.png``), and coldbrew's training curves (``training_curves.png``).
 """
 
 from __future__ import annotations
@@ -25,9 +31,19 @@ from coldbrew.data.catalog import Catalog
 from coldbrew.data.events import Events
 from coldbrew.errors import ConfigError
 
-__all__ = ["BASELINE_NAMES", "ReportConfig", "cold_start_curve", "parse_reveal", "render_markdown", "run_report"]
+__all__ = [
+    "BASELINE_NAMES",
+    "SPLITS",
+    "ReportConfig",
+    "cold_start_curve",
+    "parse_reveal",
+    "plot_training_curves",
+    "render_markdown",
+    "run_report",
+]
 
 BASELINE_NAMES = ("popularity", "itemknn", "als", "lightfm", "text")
+SPLITS = ("temporal", "cold-item", "cold-user", "leave-last-out")
 _METRICS = ("recall", "ndcg", "hit", "mrr", "coverage")
 
 
@@ -49,10 +65,12 @@ class ReportConfig:
         unknown = [b for b in self.baselines if b not in BASELINE_NAMES]
         if unknown:
             raise ConfigError(f"unknown baseline(s) {', '.join(unknown)}; choose from {', '.join(BASELINE_NAMES)}")
-        if self.split not in ("temporal", "cold-item"):
-            raise ConfigError(f"--split must be 'temporal' or 'cold-item', got {self.split!r}")
+        if self.split not in SPLITS:
+            raise ConfigError(f"--split must be one of {', '.join(SPLITS)}; got {self.split!r}")
         if not 0.0 < self.cold_share < 1.0:
             raise ConfigError(f"--cold-share must be between 0 and 1, got {self.cold_share}")
+        if self.max_users is not None and self.max_users < 1:
+            raise ConfigError(f"--max-users must be at least 1, got {self.max_users}")
         if not 0.0 < self.quantile < 1.0:
             raise ConfigError(f"--quantile must be between 0 and 1, got {self.quantile}")
         if not self.reveal or min(self.reveal) < 0:
@@ -117,14 +135,31 @@ def render_markdown(report: dict[str, Any]) -> str:
             lines.append(f"| {model} | " + " | ".join(f"{values[s][key]:.4f}" for s in segments) + " |")
     lines += ["", "## Fit time (seconds)", "", "| model | fit | add_items |", "|---|---:|---:|"]
     lines += [f"| {m} | {t['fit_s']:.1f} | {t['add_items_s']:.2f} |" for m, t in report["timings"].items()]
-    if report.get("split", "temporal") == "temporal":
+    if report.get("cold_start_curve") and any(report["cold_start_curve"].values()):
         lines += ["", "![cold-start curve](cold_start_curve.png)"]
+    warmth = report.get("item_warmth") or {}
+    if warmth:
+        labels = [label for label, _, _ in next(iter(warmth.values()))]
+        pairs = [n for _, _, n in next(iter(warmth.values()))]
+        lines += ["", f"## recall@{k} of warm users' test items, by the item's training events", "",
+                  "| model | " + " | ".join(f"{lab} ({n:,})" for lab, n in zip(labels, pairs)) + " |",
+                  "|---|" + "---:|" * len(labels)]
+        for model, rows in warmth.items():
+            lines.append(f"| {model} | " + " | ".join("–" if np.isnan(r) else f"{r:.4f}" for _, r, _ in rows) + " |")
+        lines += ["", "![item warmth curve](item_warmth_curve.png)"]
+    if report.get("training_curves"):
+        lines += ["", "## coldbrew training curves", "", "![training curves](training_curves.png)"]
     return "\n".join(lines) + "\n"
 
 
 def _split_line(report: dict[str, Any]) -> str:
     sizes = (f"{report['train_events']:,} train / {report['test_events']:,} test events;"
              f" {report['items_seen']:,} items in the fit catalog, {report['items_new']:,} added after fit.")
+    if report.get("split") == "cold-user":
+        return (f"Split: random cold-user ({report['cold_share']:.0%} of the users held out with all"
+                f" their events; their first n events revealed); " + sizes)
+    if report.get("split") == "leave-last-out":
+        return "Split: leave-last-out (each user's last event is the test); " + sizes
     if report.get("split") == "cold-item":
         return (f"Split: random cold-item ({report['cold_share']:.0%} of the items held out with all"
                 f" their events, added after fit); " + sizes)
@@ -155,16 +190,94 @@ def _plot(curve: dict[str, list[tuple[int, float]]], warm: dict[str, float], pat
     plt.close(fig)
 
 
+def _plot_item_warmth(warmth: dict[str, list[tuple[str, float, int]]], path: Path, k: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    for model, rows in warmth.items():
+        xs = [label for label, _, _ in rows]
+        ys = [r for _, r, _ in rows]
+        ax.plot(xs, ys, marker="o", label=model, linewidth=2.5 if model == "coldbrew" else 1.3)
+    ax.set_xlabel("training events of the item (0 = added after fit)")
+    ax.set_ylabel(f"recall@{k} of warm users' test items")
+    ax.set_title("Item cold-start curve: how well items are found, by item warmth")
+    ax.grid(alpha=0.3)
+    if ax.get_lines():
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_training_curves(curves: dict[str, dict[str, list[float]]], path: str | Path) -> bool:
+    """Plot per-epoch training curves ``{component: {"epoch": [...], metric: [...]}}``.
+
+    One panel per component, every metric beside ``epoch`` as a line (losses on the left
+    axis, other metrics on a twin right axis). Writes a PNG; returns False (and writes
+    nothing) when there is no curve to draw.
+    """
+    curves = {c: v for c, v in curves.items() if v.get("epoch")}
+    if not curves:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(5.5 * len(curves), 4), dpi=110, squeeze=False)
+    for ax, (component, values) in zip(axes[0], curves.items()):
+        epochs = values["epoch"]
+        right = None
+        for name, ys in values.items():
+            if name == "epoch" or len(ys) != len(epochs):
+                continue
+            if "loss" in name:
+                ax.plot(epochs, ys, marker=".", label=name)
+            else:
+                right = right or ax.twinx()
+                right.plot(epochs, ys, marker=".", linestyle="--", color="C3", label=name)
+                right.set_ylabel("validation")
+        ax.set_title(component)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss")
+        ax.grid(alpha=0.3)
+        handles = ax.get_legend_handles_labels()
+        if right is not None:
+            extra = right.get_legend_handles_labels()
+            handles = (handles[0] + extra[0], handles[1] + extra[1])
+        if handles[0]:
+            ax.legend(*handles, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def _item_counts(events: Events) -> dict[str, int]:
+    items, counts = np.unique(events.item_ids.astype(str), return_counts=True)
+    return dict(zip(items.tolist(), counts.tolist()))
+
+
 def run_report(catalog: Catalog, events: Events, out: str | Path, config: ReportConfig, command: str = "") -> dict[str, Any]:
     """Fit coldbrew and the baselines on one split, evaluate, write report.{md,json} and the plot."""
     from coldbrew import __version__
+    from coldbrew.evaluation.metrics import item_warmth_recall
     from coldbrew.evaluation.protocol import (
         cold_item_segment,
-        evaluate,
         fit_catalog,
+        recommend_segments,
+        score_segments,
         temporal_segments,
     )
-    from coldbrew.evaluation.splits import cold_item_split, temporal_split
+    from coldbrew.evaluation.splits import (
+        cold_item_split,
+        cold_user_split,
+        leave_last_out,
+        temporal_split,
+    )
     from coldbrew.pipeline import Recommender
 
     models = {"coldbrew": lambda: Recommender(config.fit)}
@@ -178,19 +291,32 @@ def run_report(catalog: Catalog, events: Events, out: str | Path, config: Report
         seen, new = catalog.subset(np.flatnonzero(~is_cold)), catalog.subset(np.flatnonzero(is_cold))
         segments["cold_items"] = cold_item_segment(split, new.item_ids, max_users=config.max_users, seed=config.seed)
         cutoff = None
+    elif config.split == "cold-user":
+        split = cold_user_split(events, share=config.cold_share, seed=config.seed)
+        seen, new = fit_catalog(split, catalog)
+        cutoff = None
+    elif config.split == "leave-last-out":
+        split = leave_last_out(events)
+        seen, new = fit_catalog(split, catalog)
+        cutoff = None
     else:
         split = temporal_split(events, quantile=config.quantile)
         seen, new = fit_catalog(split, catalog)
         cutoff = int(split.cutoff)
-    for n in config.reveal if config.split == "temporal" else ():
+    reveal = config.reveal if config.split in ("temporal", "cold-user") else (0,)
+    for n in reveal if config.split != "cold-item" else ():
         parts = temporal_segments(split, catalog, reveal=n, max_users=config.max_users, seed=config.seed,
                                   min_new_user_items=max(config.reveal) + 1)
-        segments[f"new_users@{n}"] = parts["new_users"]
+        if config.split != "leave-last-out":  # that split has no new users
+            segments[f"new_users@{n}"] = parts["new_users"]
         segments.setdefault("warm_users", parts["warm_users"])
         segments.setdefault("new_items", parts["new_items"])
     segments = {name: seg for name, seg in segments.items() if len(seg.requests)}
     results: dict[str, dict[str, dict[str, float]]] = {}
     timings: dict[str, dict[str, float]] = {}
+    warmth: dict[str, list[tuple[str, float, int]]] = {}
+    counts = _item_counts(split.train)
+    curves: dict[str, dict[str, list[float]]] = {}
     for name, model in instances.items():
         print(f"evaluate: fitting {name} ...", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
@@ -198,8 +324,13 @@ def run_report(catalog: Catalog, events: Events, out: str | Path, config: Report
         t1 = time.perf_counter()
         model.add_items(new)
         t2 = time.perf_counter()
-        results[name] = evaluate(model, segments, k=config.k)
+        lists = recommend_segments(model, segments, k=config.k)
+        results[name] = score_segments(segments, lists, k=config.k)
         timings[name] = {"fit_s": t1 - t0, "add_items_s": t2 - t1}
+        if "warm_users" in segments:
+            warmth[name] = item_warmth_recall(lists["warm_users"], segments["warm_users"].relevant, counts, config.k)
+        if name == "coldbrew":
+            curves = dict(getattr(model, "training_curves_", {}) or {})
     metric = f"ndcg@{config.k}"
     report = {
         "command": command, "coldbrew_version": __version__, "k": config.k,
@@ -211,14 +342,20 @@ def run_report(catalog: Catalog, events: Events, out: str | Path, config: Report
         "users": {name: len(seg.requests) for name, seg in segments.items()},
         "results": results, "timings": timings,
         "cold_start_curve": {m: [list(p) for p in pts] for m, pts in cold_start_curve(results, metric).items()},
+        "item_warmth": {m: [list(r) for r in rows] for m, rows in warmth.items()},
+        "training_curves": curves,
     }
     directory = Path(out)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     (directory / "report.md").write_text(render_markdown(report), encoding="utf-8")
-    if config.split == "temporal":
+    curve = cold_start_curve(results, metric)
+    if any(curve.values()):
         warm = {m: results[m].get("warm_users", {}).get(metric, float("nan")) for m in results}
-        _plot(cold_start_curve(results, metric), warm, directory / "cold_start_curve.png", metric)
+        _plot(curve, warm, directory / "cold_start_curve.png", metric)
+    if warmth:
+        _plot_item_warmth(warmth, directory / "item_warmth_curve.png", config.k)
+    plot_training_curves(curves, directory / "training_curves.png")
     return report
 
 

@@ -17,6 +17,7 @@ __all__ = [
     "Split",
     "TemporalSplit",
     "cold_item_split",
+    "cold_user_split",
     "leave_last_out",
     "temporal_split",
 ]
@@ -105,3 +106,22 @@ def cold_item_split(
     return ColdItemSplit(
         train=events.take(~in_test), test=events.take(in_test), cold_items=cold.astype(object)
     )
+
+
+def cold_user_split(events: Events, share: float = 0.2, seed: int = 0) -> Split:
+    """Hold out ``share`` of the users (drawn with ``seed``) with all their events.
+
+    The held-out users are new users of the fitted model: the protocol reveals their first
+    ``n`` events (``temporal_segments(..., reveal=n)``) and asks for the rest, so the same
+    users give the few-shot curve n = 0, 1, 3, 5 without a time cut.
+    """
+    if not 0.0 < share < 1.0:
+        raise ValueError(f"share must be strictly between 0 and 1, got {share!r}")
+    if len(events) == 0:
+        raise ValueError("cold_user_split: no events to split")
+    users = np.unique(events.user_ids.astype(str))
+    n_cold = int(round(share * len(users)))
+    rng = np.random.default_rng(seed)
+    cold = rng.choice(users, size=n_cold, replace=False) if n_cold else users[:0]
+    in_test = np.isin(events.user_ids.astype(str), cold)
+    return Split(train=events.take(~in_test), test=events.take(in_test))

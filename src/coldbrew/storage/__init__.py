@@ -3,9 +3,10 @@
 from coldbrew.storage.artifacts import (
     FORMAT_VERSION,
     load_model,
+    load_training_curves,
     reuse_embedding_cache,
     save_items,
     save_model,
 )
 
-__all__ = ["FORMAT_VERSION", "load_model", "reuse_embedding_cache", "save_items", "save_model"]
+__all__ = ["FORMAT_VERSION", "load_model", "load_training_curves", "reuse_embedding_cache", "save_items", "save_model"]

@@ -27,7 +27,14 @@ import scipy.sparse as sp
 from coldbrew.config import FitConfig
 from coldbrew.errors import ConfigError, ModelFormatError
 
-__all__ = ["save_model", "load_model", "save_items", "reuse_embedding_cache", "FORMAT_VERSION"]
+__all__ = [
+    "FORMAT_VERSION",
+    "load_model",
+    "load_training_curves",
+    "reuse_embedding_cache",
+    "save_items",
+    "save_model",
+]
 
 
 def reuse_embedding_cache(model, directory: str | Path) -> bool:
@@ -51,6 +58,7 @@ def reuse_embedding_cache(model, directory: str | Path) -> bool:
 FORMAT_VERSION = 1
 _MANIFEST = "manifest.json"
 _CACHE = "embedding_cache.npz"  # (encoder, text hash) -> vector: refits re-encode only new texts
+_CURVES = "training_curves.json"  # {component: {"epoch": [...], "loss": [...], ...}}
 
 
 def _versions() -> dict[str, str]:
@@ -125,8 +133,33 @@ def save_model(model, directory: str | Path) -> Path:
         "tuning": getattr(model, "tuning_", {}),
         "generation": 0,
     }
+    curves = getattr(model, "training_curves_", None) or {}
+    _write_json(d / _CURVES, {name: {key: [float(v) for v in values] for key, values in c.items()}
+                              for name, c in curves.items()})
     save_items(model, d, manifest)
     return d
+
+
+def load_training_curves(directory: str | Path) -> dict[str, dict[str, list[float]]]:
+    """The per-epoch training curves saved with a model (``{}`` when it trained none)."""
+    d = Path(directory)
+    _read_manifest(d)
+    path = d / _CURVES
+    if not path.is_file():
+        return {}
+    try:
+        curves = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFormatError(f"{path} is damaged: {exc}") from None
+    if not isinstance(curves, dict):
+        raise ModelFormatError(f"{path}: expected an object of training curves")
+    return curves
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=1), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def save_items(model, directory: str | Path, manifest: dict[str, Any] | None = None) -> None:
@@ -233,6 +266,7 @@ def load_model(directory: str | Path, encoder=None):
         raise ModelFormatError(f"{d}: item files disagree ({len(model.item_map_)} ids, {len(model.text_vectors_)} vectors)")
     model._refresh()
     model.manifest_ = manifest
+    model.training_curves_ = load_training_curves(d)
     return model
 
 
