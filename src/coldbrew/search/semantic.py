@@ -1,0 +1,87 @@
+"""Semantic retrieval: query text vectors against the model's item text vectors.
+
+The item vectors are the ones the recommender already holds (``Recommender.text_vectors_``),
+so search and recommendations read products the same way. Queries are encoded with the
+model's own encoder, without the embedding cache (search queries are not worth keeping).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["SemanticIndex"]
+
+
+class SemanticIndex:
+    """Inner-product search over unit text vectors, grown by appending.
+
+    Parameters
+    ----------
+    dim: the text vector width.
+    kind: the vector index kind (see ``coldbrew.retrieval.make_index``): ``"auto"`` is exact
+        below 50,000 products and faiss HNSW above.
+    """
+
+    def __init__(self, dim: int, kind: str = "auto") -> None:
+        from coldbrew.retrieval import make_index
+
+        self.kind = kind
+        self._index = make_index(kind, dim)
+        self._vectors = np.zeros((0, dim), dtype=np.float32)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __repr__(self) -> str:
+        return f"SemanticIndex(vectors={len(self)}, dim={self._index.dim}, kind={self.kind!r})"
+
+    @property
+    def dim(self) -> int:
+        return int(self._index.dim)
+
+    def sync(self, vectors: np.ndarray) -> bool:
+        """Make the index hold exactly ``vectors`` float32 ``(n, dim)``; True if anything changed.
+
+        When the rows already indexed are an unchanged prefix of ``vectors`` (products were
+        appended), only the new rows are added; otherwise the index is rebuilt.
+        """
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        n = len(self._vectors)
+        if vectors is self._vectors:
+            return False
+        if len(vectors) >= n and np.array_equal(vectors[:n], self._vectors):
+            grew = len(vectors) > n
+            if grew:
+                self._index.add(vectors[n:])
+            self._vectors = vectors
+            return grew
+        from coldbrew.retrieval import make_index
+
+        self._index = make_index(self.kind, vectors.shape[1])
+        if len(vectors):
+            self._index.add(vectors)
+        self._vectors = vectors
+        return True
+
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        """Item vectors float32 ``(..., dim)`` for an int array of ids (all >= 0)."""
+        return self._vectors[ids]
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` nearest items per query vector (float32 ``(q, dim)``).
+
+        Items with no text (zero vectors) and items scoring ``<= 0`` are left out.
+
+        Returns
+        -------
+        ``(scores, ids)``: float32 ``(q, k)`` and int64 ``(q, k)``, best first, padded with
+        ``0`` / ``-1``.
+        """
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        queries = np.asarray(queries, dtype=np.float32)
+        if len(self) == 0 or len(queries) == 0:
+            return np.zeros((len(queries), k), np.float32), np.full((len(queries), k), -1, np.int64)
+        scores, ids = self._index.search(queries, k)
+        keep = (ids >= 0) & np.isfinite(scores) & (scores > 0)
+        return np.where(keep, scores, 0.0).astype(np.float32), np.where(keep, ids, -1).astype(np.int64)
