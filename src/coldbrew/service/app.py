@@ -1,0 +1,113 @@
+"""The app factory: ``create_app(settings)`` assembles the routers; resources load in lifespan.
+
+Nothing happens at import. Start-up (in ``lifespan``): open the event store, load the active
+model version, seed an empty store from ``settings.seed_events``, replay the catalog changes
+made through the API (added, patched, deleted items survive restarts).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from coldbrew.service.settings import ServiceSettings
+
+__all__ = ["create_app", "seed_store"]
+
+log = logging.getLogger("coldbrew.service")
+_SEED_BATCH = 50_000
+
+
+def seed_store(state: Any, path: Any) -> int:
+    """Load an events file into the store (user IDs pseudonymised if configured); returns count."""
+    from coldbrew.data import load_events
+    from coldbrew.storage.event_store import StoredEvent
+
+    events, report = load_events(path, state.model.config.columns, on_bad_rows="skip")
+    log.info("%s", report.summary())
+    total = 0
+    for start in range(0, len(events), _SEED_BATCH):
+        part = events.take(slice(start, start + _SEED_BATCH))
+        rows = [
+            StoredEvent(state.user_key(str(u)), str(i), int(t), str(e), None if v != v else float(v))
+            for u, i, t, e, v in zip(part.user_ids, part.item_ids, part.timestamps, part.events, part.values)
+        ]
+        total += state.store.append(rows)
+    return total
+
+
+def create_app(settings: ServiceSettings, model: Any = None) -> Any:
+    """Build the FastAPI app.
+
+    Parameters
+    ----------
+    settings: the service settings.
+    model: an already loaded ``Recommender`` to serve as version ``v0`` (tests); default:
+        load the active version of ``settings.model_dir``.
+    """
+    from fastapi import FastAPI
+
+    from coldbrew import __version__
+    from coldbrew.service.errors import BodyLimitMiddleware, install_error_handlers
+    from coldbrew.service.metrics import MetricsMiddleware, ServiceMetrics
+    from coldbrew.service.routers import ROUTER_MODULES
+
+    metrics = ServiceMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = _start(settings, model, metrics)
+        app.state.coldbrew = state
+        try:
+            yield
+        finally:
+            state.store.close()
+
+    app = FastAPI(
+        title="coldbrew",
+        version=__version__,
+        description="Cold-start-first product recommendations: events in, recommendations out."
+        " Send an API key in the X-API-Key header (read or write scope) when the server has keys.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for name in ROUTER_MODULES:
+        module_name = f"coldbrew.service.routers.{name}"
+        if importlib.util.find_spec(module_name) is None:  # a router still being written
+            log.warning("router module %s is listed but missing; skipped", module_name)
+            continue
+        app.include_router(importlib.import_module(module_name).router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app
+
+
+def _start(settings: ServiceSettings, model: Any, metrics: Any) -> Any:
+    from coldbrew.service.retrain import Retrainer, VersionRegistry, load_active_model
+    from coldbrew.service.state import ServiceState
+    from coldbrew.storage.event_store import open_store
+
+    registry = VersionRegistry(settings.model_dir, settings.versions_dir)
+    if model is None:
+        model, version = load_active_model(registry)
+    else:
+        version = "v0"
+    store = open_store(settings.db_url)
+    try:
+        state = ServiceState(settings=settings, store=store, model=model, model_version=version, metrics=metrics)
+        snapshot = store.snapshot(with_events=False)
+        if settings.seed_events is not None and snapshot.n_events == 0:
+            count = seed_store(state, settings.seed_events)
+            log.info("seeded the empty event store with %d events from %s", count, settings.seed_events)
+        with state.lock.write():
+            state.apply_items(state.model, snapshot.items)
+        state.retrainer = Retrainer(state, registry)
+        metrics.set_model(version, len(state.model.item_map_))
+    except BaseException:
+        store.close()
+        raise
+    return state

@@ -1,0 +1,181 @@
+"""Model versions and background retraining with an atomic hot swap.
+
+Versions live in ``<model_dir>/versions/``: ``versions.json`` (the registry: which version is
+active, and each version's events, items and status) and one model directory per retrained
+version (``v1``, ``v2``, ...). ``v0`` is the model directory the service was started with.
+
+A retrain reads every stored event and the live catalog, fits a new model in a background
+thread (requests keep being answered by the active model), writes it as a new version, then
+takes the model lock for a moment to catch up with catalog changes made meanwhile and swap.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from coldbrew.errors import ModelFormatError
+
+__all__ = ["VersionRegistry", "Retrainer", "load_active_model"]
+
+log = logging.getLogger("coldbrew.service")
+_REGISTRY = "versions.json"
+
+
+def _now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class VersionRegistry:
+    """The ``versions.json`` file of a model directory (written atomically)."""
+
+    def __init__(self, model_dir: Path, versions_dir: Path) -> None:
+        self.model_dir = Path(model_dir)
+        self.versions_dir = Path(versions_dir)
+        self._lock = threading.Lock()
+
+    @property
+    def path(self) -> Path:
+        return self.versions_dir / _REGISTRY
+
+    def read(self) -> dict[str, Any]:
+        """``{"active": name, "versions": [{version, created_at, events, items, status, ...}]}``."""
+        if not self.path.is_file():
+            return {"active": "v0", "versions": [self._base_entry()]}
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ModelFormatError(f"{self.path} is damaged ({exc}); remove it to serve {self.model_dir}") from None
+        if not isinstance(data, dict) or "active" not in data or not isinstance(data.get("versions"), list):
+            raise ModelFormatError(f"{self.path} is not a version registry; remove it to serve {self.model_dir}")
+        return data
+
+    def _base_entry(self) -> dict[str, Any]:
+        try:
+            manifest = json.loads((self.model_dir / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            manifest = {}
+        report = manifest.get("fit_report", {})
+        return {
+            "version": "v0", "created_at": manifest.get("created_at", ""),
+            "events": int(report.get("events", 0)), "items": int(manifest.get("items", 0)),
+            "status": "ready",
+        }
+
+    def directory(self, version: str) -> Path:
+        return self.model_dir if version == "v0" else self.versions_dir / version
+
+    def next_name(self) -> str:
+        numbers = [int(v["version"][1:]) for v in self.read()["versions"] if str(v["version"][1:]).isdigit()]
+        return f"v{max(numbers, default=0) + 1}"
+
+    def record(self, entry: dict[str, Any], activate: bool) -> None:
+        """Add or replace a version entry (and make it the active one)."""
+        with self._lock:
+            data = self.read()
+            data["versions"] = [v for v in data["versions"] if v["version"] != entry["version"]] + [entry]
+            if activate:
+                data["active"] = entry["version"]
+            self.versions_dir.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".{_REGISTRY}.tmp-{os.getpid()}")
+            tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+
+
+def load_active_model(registry: VersionRegistry, encoder=None) -> tuple[Any, str]:
+    """Load the active version's model; returns ``(recommender, version name)``."""
+    from coldbrew.storage import load_model
+
+    active = str(registry.read()["active"])
+    return load_model(registry.directory(active), encoder=encoder), active
+
+
+class Retrainer:
+    """Runs one retrain at a time in a background thread and swaps the result in.
+
+    Parameters
+    ----------
+    state: the :class:`~coldbrew.service.state.ServiceState` whose model is replaced.
+    registry: where versions are recorded.
+    """
+
+    def __init__(self, state: Any, registry: VersionRegistry) -> None:
+        self.state = state
+        self.registry = registry
+        self._lock = threading.Lock()
+        self._job: dict[str, Any] | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> dict[str, Any] | None:
+        """The job in progress, if any."""
+        job = self._job
+        return job if job is not None and job["status"] in ("queued", "training") else None
+
+    def start(self) -> dict[str, Any]:
+        """Start a retrain (or return the one already running): ``{"job_id", "status"}``."""
+        with self._lock:
+            if self.running is not None:
+                return dict(self.running)
+            job = {"job_id": uuid.uuid4().hex[:12], "status": "queued", "version": self.registry.next_name(),
+                   "created_at": _now_iso(), "message": None}
+            self._job = job
+            self._thread = threading.Thread(target=self._run, args=(job,), name="coldbrew-retrain", daemon=True)
+            self._thread.start()
+            return dict(job)
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the current job's thread (tests, shutdown)."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def _run(self, job: dict[str, Any]) -> None:
+        from coldbrew.pipeline import Recommender
+        from coldbrew.storage import reuse_embedding_cache, save_model
+
+        state = self.state
+        version = job["version"]
+        job["status"] = "training"
+        started = time.perf_counter()
+        try:
+            snapshot = state.store.snapshot(with_events=True)
+            with state.lock.read():
+                model = state.model
+                live = [i for i, item in enumerate(model.item_map_.ids()) if item not in state.deleted]
+                catalog = model.catalog_.subset(live)
+                config, encoder = model.config, model.encoder
+                active_dir = self.registry.directory(state.model_version)
+            fresh = Recommender(config, encoder=encoder)
+            reuse_embedding_cache(fresh, active_dir)  # only texts new since then are encoded
+            fresh.fit(catalog, snapshot.events, progress=False)
+            directory = self.registry.directory(version)
+            save_model(fresh, directory)
+            with state.lock.write():
+                # Items written while training: the store has them all; replay the overlay.
+                state.apply_items(fresh, state.store.snapshot(with_events=False).items)
+                state.model = fresh
+                state.model_version = version
+                state.invalidate_items()
+            entry = {"version": version, "created_at": job["created_at"], "events": snapshot.n_events,
+                     "items": len(fresh.item_map_), "status": "ready",
+                     "seconds": round(time.perf_counter() - started, 1)}
+            self.registry.record(entry, activate=True)
+            state.metrics.set_model(version, len(fresh.item_map_))
+            state.metrics.model_swaps.inc()
+            state.metrics.retrains.labels("ok").inc()
+            job["status"] = "done"
+            log.info("retrained %s on %d events in %.1f s", version, snapshot.n_events, time.perf_counter() - started)
+        except Exception as exc:  # a failed retrain leaves the active model serving
+            job["status"] = "failed"
+            job["message"] = f"{type(exc).__name__}: {exc}"
+            state.metrics.retrains.labels("failed").inc()
+            log.warning("retrain %s failed: %s", version, job["message"])

@@ -1,0 +1,79 @@
+"""Service settings: one frozen dataclass, filled by ``coldbrew serve`` (or a test)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from coldbrew.errors import ConfigError
+
+__all__ = ["ServiceSettings", "PSEUDONYMISE_KEY_ENV"]
+
+PSEUDONYMISE_KEY_ENV = "COLDBREW_PSEUDONYMISE_KEY"
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """Everything the HTTP service is configured with.
+
+    Parameters
+    ----------
+    model_dir: the model directory written by ``coldbrew fit`` (retrained versions go to
+        ``model_dir/versions/``).
+    db_url: event store URL, ``sqlite:///path`` or ``postgresql://...``; default
+        ``sqlite:///<model_dir>/events.db``.
+    read_keys, write_keys: API keys (header ``X-API-Key``). A write key also grants read.
+        With no key at all the API is open.
+    pseudonymise_key: when set, user IDs are stored as HMAC-SHA256(key, user_id); read from
+        the environment variable ``COLDBREW_PSEUDONYMISE_KEY`` by ``serve`` when not given.
+    report_dir: directory with an evaluation report (``report.json`` + PNG plots) to serve.
+    max_body_bytes: larger request bodies are refused with 413.
+    max_k: largest list length a client may ask for (larger: 422).
+    max_batch: most events or items in one POST.
+    history_limit: most recent events of a user folded into each recommendation.
+    seed_events: events file loaded into an empty store at start-up.
+    """
+
+    model_dir: Path
+    db_url: str = ""
+    read_keys: tuple[str, ...] = ()
+    write_keys: tuple[str, ...] = ()
+    pseudonymise_key: str | None = None
+    report_dir: Path | None = None
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_k: int = 1000
+    max_batch: int = 10_000
+    history_limit: int = 200
+    seed_events: Path | None = None
+    versions_dir: Path = field(default=Path(""))
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "model_dir", Path(self.model_dir))
+        if not self.db_url:
+            object.__setattr__(self, "db_url", f"sqlite:///{self.model_dir / 'events.db'}")
+        if self.versions_dir == Path(""):
+            object.__setattr__(self, "versions_dir", self.model_dir / "versions")
+        if self.report_dir is not None:
+            object.__setattr__(self, "report_dir", Path(self.report_dir))
+        if self.seed_events is not None:
+            object.__setattr__(self, "seed_events", Path(self.seed_events))
+        object.__setattr__(self, "read_keys", tuple(self.read_keys))
+        object.__setattr__(self, "write_keys", tuple(self.write_keys))
+        for name in ("max_body_bytes", "max_k", "max_batch", "history_limit"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"service setting {name} must be at least 1, got {getattr(self, name)}")
+        if any(not k for k in self.read_keys + self.write_keys):
+            raise ConfigError("service setting read_keys/write_keys: an API key must not be empty")
+        if self.pseudonymise_key is not None and len(self.pseudonymise_key) < 16:
+            raise ConfigError("service setting pseudonymise_key: use at least 16 characters")
+
+    @property
+    def auth_enabled(self) -> bool:
+        """Whether any API key is configured (otherwise the API is open)."""
+        return bool(self.read_keys or self.write_keys)
+
+    @staticmethod
+    def key_from_env() -> str | None:
+        """The pseudonymisation key from ``COLDBREW_PSEUDONYMISE_KEY`` (``None`` when unset)."""
+        return os.environ.get(PSEUDONYMISE_KEY_ENV) or None

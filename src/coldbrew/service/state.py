@@ -1,0 +1,335 @@
+"""What the running service holds: the active model, the store, the catalog overlay.
+
+The model is shared by many worker threads. Readers (recommendations) hold a shared lock;
+catalog changes and the hot swap after a retrain hold it exclusively and are short (an
+added item is encoded in a few milliseconds), so no request ever sees a half-updated model
+and none fails during a swap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import Depends
+from starlette.requests import Request as HTTPRequest
+
+from coldbrew.requests import HistoryEvent, Request
+from coldbrew.service.settings import ServiceSettings
+from coldbrew.storage.event_store import ITEM_FIELDS, EventStore, ItemRecord, UserHistory
+
+__all__ = [
+    "ServiceState",
+    "State",
+    "ModelLock",
+    "get_state",
+    "catalog_from_records",
+    "item_record_of",
+    "update_model_items",
+]
+
+
+class ModelLock:
+    """A readers-writer lock that prefers writers (a swap is never starved by a busy API)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._writing = False
+        self._waiting_writers = 0
+
+    @contextmanager
+    def read(self) -> Iterator[None]:
+        with self._cond:
+            while self._writing or self._waiting_writers:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if self._readers == 0:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        with self._cond:
+            self._waiting_writers += 1
+            while self._writing or self._readers:
+                self._cond.wait()
+            self._waiting_writers -= 1
+            self._writing = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writing = False
+                self._cond.notify_all()
+
+
+@dataclass
+class _ItemView:
+    """Per-model item state the API needs on every request, rebuilt on catalog changes.
+
+    Arrays are aligned with the model's item indices.
+    """
+
+    blocked: np.ndarray  # (n_items,) bool: deleted or out of stock
+    deleted: np.ndarray  # (n_items,) bool
+    categories: np.ndarray  # (n_items,) object, lower-case category paths
+    blocked_ids: tuple[str, ...] = ()
+    search_texts: np.ndarray | None = None  # (n_items,) object, built on first catalog search
+
+
+@dataclass
+class ServiceState:
+    """The service's shared state (``app.state.coldbrew``).
+
+    Attributes
+    ----------
+    settings: the :class:`ServiceSettings`.
+    store: the :class:`~coldbrew.storage.event_store.EventStore`.
+    model: the active :class:`~coldbrew.pipeline.Recommender` (swapped by a retrain).
+    model_version: name of the active model version (``v0`` for the model directory itself).
+    metrics: the app's :class:`~coldbrew.service.metrics.ServiceMetrics`.
+    retrainer: the :class:`~coldbrew.service.retrain.Retrainer`.
+    lock: guards ``model``: hold ``lock.read()`` while using it.
+    extras: room for other routers' per-app objects (search indexes, ...).
+    """
+
+    settings: ServiceSettings
+    store: EventStore
+    model: Any
+    model_version: str
+    metrics: Any = None
+    retrainer: Any = None
+    lock: ModelLock = field(default_factory=ModelLock)
+    in_stock: dict[str, bool] = field(default_factory=dict)
+    deleted: set[str] = field(default_factory=set)
+    extras: dict[str, Any] = field(default_factory=dict)
+    _view: _ItemView | None = None
+
+    # ------------------------------------------------------------------ users
+    def user_key(self, user_id: str) -> str:
+        """The ID a user is stored under: HMAC-SHA256 of the raw ID when a key is configured."""
+        key = self.settings.pseudonymise_key
+        if not key:
+            return user_id
+        return hmac.new(key.encode("utf-8"), user_id.encode("utf-8"), hashlib.sha256).hexdigest()
+
+    def history(self, user_id: str, limit: int | None = None) -> UserHistory:
+        """A user's stored events (latest first) and onboarding profile, by raw user ID."""
+        return self.store.history(self.user_key(user_id), limit or self.settings.history_limit)
+
+    def request_for(
+        self,
+        user_id: str,
+        history: UserHistory | None = None,
+        text: str | None = None,
+        exclude: Sequence[str] = (),
+        candidates: Sequence[str] | None = None,
+    ) -> Request:
+        """A pipeline ``Request`` with the user's stored history folded in (no retraining).
+
+        The onboarding profile's words join ``text``; blocked (deleted or out-of-stock) items
+        are excluded unless ``candidates`` already leaves them out.
+        """
+        if history is None:
+            history = self.history(user_id)
+        words = [text] if text else []
+        if history.profile is not None:
+            words += [history.profile.text, *history.profile.categories]
+        joined = " ".join(w for w in words if w and w.strip()) or None
+        events = tuple(
+            HistoryEvent(e.item_id, int(e.timestamp), e.event, e.value)
+            for e in reversed(history.events)
+        )
+        view = self.item_view()
+        blocked = () if candidates is not None else view.blocked_ids
+        return Request(
+            request_id=user_id, user_id=user_id, history=events, text=joined,
+            candidates=None if candidates is None else tuple(candidates),
+            exclude=tuple(exclude) + blocked,
+        )
+
+    # ------------------------------------------------------------------ responses
+    def item_outs(self, model: Any, recommendation: Any) -> list[dict[str, Any]]:
+        """``ItemOut`` dicts (item_id, title, category, price, score, reason) of a result."""
+        if not recommendation.items:
+            return []
+        c = model.catalog_
+        positions = model.item_map_.lookup(recommendation.items)
+        out = []
+        for item_id, pos, score, reason in zip(
+            recommendation.items, positions, recommendation.scores, recommendation.reasons
+        ):
+            price = float(c.prices[pos])
+            out.append({
+                "item_id": item_id, "title": str(c.titles[pos]), "category": str(c.categories[pos]),
+                "price": price if np.isfinite(price) else None,
+                "score": round(float(score), 6), "reason": reason,
+            })
+        return out
+
+    # ------------------------------------------------------------------ items
+    def item_view(self) -> _ItemView:
+        """Blocked and deleted masks and lower-case categories of the active model's items."""
+        view = self._view
+        if view is None or len(view.blocked) != len(self.model.item_map_):
+            view = self._build_view()
+        return view
+
+    def _build_view(self) -> _ItemView:
+        model = self.model
+        n = len(model.item_map_)
+        deleted = np.zeros(n, dtype=bool)
+        blocked = np.zeros(n, dtype=bool)
+        ids = set(self.deleted) | {i for i, ok in self.in_stock.items() if not ok}
+        for item_id in ids:
+            pos = model.item_map_.lookup([item_id])[0]
+            if pos >= 0:
+                blocked[pos] = True
+                deleted[pos] = item_id in self.deleted
+        categories = np.array([str(c).lower() for c in model.catalog_.categories], dtype=object)
+        view = _ItemView(blocked, deleted, categories, tuple(model.item_map_.ids(np.flatnonzero(blocked))))
+        self._view = view
+        return view
+
+    def search_texts(self) -> np.ndarray:
+        """Lower-case "id title category brand" of every item, for catalog search."""
+        view = self.item_view()
+        if view.search_texts is None:
+            c = self.model.catalog_
+            view.search_texts = np.array(
+                [f"{i} {t} {cat} {b}".lower() for i, t, cat, b in zip(c.item_ids, c.titles, c.categories, c.brands)],
+                dtype=object,
+            )
+        return view.search_texts
+
+    def invalidate_items(self) -> None:
+        """Forget the cached item view (after any catalog change or a swap)."""
+        self._view = None
+
+    def item_position(self, item_id: str) -> int:
+        """Dense index of a live (not deleted) item, or -1."""
+        pos = int(self.model.item_map_.lookup([item_id])[0])
+        if pos < 0 or item_id in self.deleted:
+            return -1
+        return pos
+
+    def candidates(self, category: str | None, max_price: float | None) -> tuple[str, ...] | None:
+        """Item IDs passing the filters (live, in stock); ``None`` when there is no filter."""
+        if category is None and max_price is None:
+            return None
+        view = self.item_view()
+        keep = ~view.blocked
+        if category is not None:
+            needle = category.strip().lower()
+            keep &= np.fromiter((needle in c for c in view.categories), dtype=bool, count=len(keep))
+        if max_price is not None:
+            prices = np.asarray(self.model.catalog_.prices, dtype=np.float64)
+            keep &= np.isfinite(prices) & (prices <= max_price)
+        return tuple(self.model.item_map_.ids(np.flatnonzero(keep)))
+
+    def apply_items(self, model: Any, records: Sequence[ItemRecord]) -> dict[str, int]:
+        """Bring ``model`` and the overlay up to date with item records (hold ``lock.write()``).
+
+        New live items are added to the model (recommendable at once), changed ones updated
+        in place; deleted and out-of-stock items are blocked. Returns counts by outcome.
+        """
+        latest: dict[str, ItemRecord] = {}
+        for record in records:
+            latest[record.item_id] = record
+        new, changed = [], []
+        for record in latest.values():
+            if record.deleted:
+                self.deleted.add(record.item_id)
+            else:
+                self.deleted.discard(record.item_id)
+            self.in_stock[record.item_id] = record.in_stock
+            if record.deleted:
+                continue
+            pos = int(model.item_map_.lookup([record.item_id])[0])
+            if pos < 0:
+                new.append(record)
+            elif item_record_of(model, pos).fields != _complete(record.fields):
+                changed.append(record)
+        added = updated = 0
+        if new:
+            added = model.add_items(catalog_from_records(new))
+        if changed:
+            updated = update_model_items(model, catalog_from_records(changed))
+        self.invalidate_items()
+        return {"added": added, "updated": updated}
+
+
+def update_model_items(model: Any, catalog: Any) -> int:
+    """Replace the text, category and price of items already in ``model``; no retraining.
+
+    A product without interactions gets new bridged CF factors and popularity from its new
+    text (as ``add_items`` would give it); one with interactions keeps its learned factors and
+    gets a new text vector. Items unknown to the model are ignored. Returns how many changed.
+    Hold the model's write lock.
+    """
+    positions = model.item_map_.lookup(catalog.item_ids)
+    known = positions >= 0
+    if not known.any():
+        return 0
+    positions, rows = positions[known], np.flatnonzero(known)
+    for name in ("titles", "descriptions", "categories", "brands", "tags", "prices"):
+        getattr(model.catalog_, name)[positions] = getattr(catalog, name)[rows]
+    model.text_vectors_[positions] = model.encode(catalog.subset(rows).texts())
+    model._indexes = {}  # vectors changed in place: ANN indexes are rebuilt on next use
+    model._fill_cold_items(positions[~model.item_warm_[positions]])  # also resets cached statistics
+    return int(len(positions))
+
+
+def _complete(fields: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {name: "" for name in ITEM_FIELDS}
+    out["price"] = None
+    out.update({k: v for k, v in fields.items() if k in ITEM_FIELDS})
+    return out
+
+
+def item_record_of(model: Any, pos: int, in_stock: bool = True) -> ItemRecord:
+    """The item at dense index ``pos`` of a model, as a record (for PATCH and comparisons)."""
+    c = model.catalog_
+    price = float(c.prices[pos])
+    fields = {
+        "title": str(c.titles[pos]), "description": str(c.descriptions[pos]),
+        "category": str(c.categories[pos]), "brand": str(c.brands[pos]),
+        "price": price if np.isfinite(price) else None, "tags": str(c.tags[pos]),
+    }
+    return ItemRecord(str(c.item_ids[pos]), fields, in_stock=in_stock)
+
+
+def catalog_from_records(records: Sequence[ItemRecord]):
+    """A :class:`~coldbrew.data.catalog.Catalog` of item records (service input, validated)."""
+    import pandas as pd
+
+    from coldbrew.data.catalog import catalog_from_frame
+
+    rows = []
+    for r in records:
+        fields = _complete(r.fields)
+        rows.append({"item_id": r.item_id, **{k: fields[k] for k in ITEM_FIELDS}})
+    frame = pd.DataFrame(rows, columns=["item_id", *ITEM_FIELDS])
+    frame["price"] = pd.to_numeric(frame["price"], errors="coerce")
+    catalog, _ = catalog_from_frame(frame, source="request")
+    return catalog
+
+
+async def get_state(request: HTTPRequest) -> ServiceState:
+    """FastAPI dependency: the :class:`ServiceState` of the app serving ``request``."""
+    return request.app.state.coldbrew
+
+
+# Use as a parameter annotation in endpoints: ``def endpoint(state: State, ...)``.
+State = Annotated[ServiceState, Depends(get_state)]
