@@ -187,6 +187,23 @@ class SearchIndex:
             out.append([SearchHit(str(i), float(s), r) for i, s, r in zip(raw, scores[q][keep], reasons[q])])
         return out
 
+    def describe(self, hits: Sequence[SearchHit]) -> list[dict]:
+        """Hits as JSON-ready dicts: ``{item_id, title, category, price, score, reason}``."""
+        model = self.model
+        positions = model.item_map_.lookup([h.item_id for h in hits]) if hits else []
+        out = []
+        for hit, i in zip(hits, positions):
+            price = float(model.catalog_.prices[i])
+            out.append({
+                "item_id": hit.item_id,
+                "title": str(model.catalog_.titles[i]),
+                "category": str(model.catalog_.categories[i]),
+                "price": price if np.isfinite(price) else None,
+                "score": round(hit.score, 6),
+                "reason": hit.reason,
+            })
+        return out
+
     def search_indices(
         self,
         queries: Sequence[str],
