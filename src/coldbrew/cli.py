@@ -389,6 +389,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-users", type=_positive_int, default=1000, metavar="N")
     p.set_defaults(func=_cmd_calibrate_ctr)
 
+    from coldbrew.service.serve import add_serve_command  # argparse only; FastAPI loads on use
+
+    add_serve_command(sub)
+
     p = sub.add_parser("demo", help="run the offline demo on the bundled shop (and real data if present)")
     p.add_argument("--data-dir", default=None, help="folder with uci_online_retail/ (default: ../shared/data if present)")
     p.add_argument("--quick", action="store_true", help="skip the real-data evaluation")

@@ -1,0 +1,153 @@
+"""``coldbrew serve``: the command-line entry of the HTTP service (argument parsing + start).
+
+Kept apart from ``coldbrew.cli`` so that the CLI imports no web framework: FastAPI and
+uvicorn are imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from coldbrew.errors import ConfigError, ModelFormatError
+
+__all__ = ["add_serve_command", "READ_KEYS_ENV", "WRITE_KEYS_ENV"]
+
+READ_KEYS_ENV = "COLDBREW_READ_KEYS"
+WRITE_KEYS_ENV = "COLDBREW_WRITE_KEYS"
+
+_DESCRIPTION = """\
+Serve a model over HTTP (FastAPI; OpenAPI docs at /docs, web page at /).
+
+Events posted to /v1/events are stored durably (committed before the response) and folded
+into the user's next recommendation without retraining. Products added with /v1/items are
+recommendable in the next request; deleted or out-of-stock ones never appear again.
+POST /v1/models/retrain refits from every stored event in the background and swaps the new
+model in atomically; versions are kept in MODEL_DIR/versions/.
+
+Endpoints: POST /v1/events, GET /v1/users/{id}/recommendations, GET /v1/users/{id}/profile,
+DELETE /v1/users/{id}, POST /v1/onboarding, POST|GET /v1/items, GET|PATCH|DELETE
+/v1/items/{id}, GET /v1/items/{id}/similar, POST /v1/models/retrain, GET /v1/models,
+GET /v1/reports/latest, GET /healthz, GET /metrics (Prometheus).
+"""
+
+_EPILOG = f"""\
+API keys: clients send "X-API-Key: KEY". A write key grants read too. Missing key: 401;
+wrong key or read key on a write endpoint: 403. Keys can also come from the environment
+(comma-separated): {READ_KEYS_ENV}, {WRITE_KEYS_ENV}; they are kept out of `ps` that way.
+Without any key the API is open (a warning is printed).
+
+Storage: --db sqlite:///path/events.db (default MODEL_DIR/events.db; WAL mode, every commit
+fsynced) or --db postgresql://user@host:5432/db[?schema=NAME] (needs
+pip install 'coldbrew[postgres]'). Catalog changes and onboarding profiles live in the
+same database and survive restarts.
+
+Privacy: with --pseudonymise-key (or COLDBREW_PSEUDONYMISE_KEY) user IDs are stored as
+HMAC-SHA256(key, user_id); clients keep using raw IDs (DELETE /v1/users/ID still works).
+
+Example:
+  coldbrew fit --catalog items.csv --events events.csv --out model
+  coldbrew serve --model model --events events.csv --api-key-write s3cret --port 8000
+  curl -H 'X-API-Key: s3cret' localhost:8000/v1/users/42/recommendations?k=10
+"""
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port between 0 and 65535, got {value}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def add_serve_command(sub: argparse._SubParsersAction) -> None:
+    """Register ``serve`` on the CLI's sub-command parser."""
+    p = sub.add_parser(
+        "serve", help="serve a model over HTTP: events, recommendations, catalog, retraining",
+        description=_DESCRIPTION, epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--model", required=True, metavar="MODEL_DIR", help="model directory written by `coldbrew fit`")
+    p.add_argument("--db", default=None, metavar="URL",
+                   help="event store: sqlite:///path.db (default MODEL_DIR/events.db) or postgresql://user@host/db")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    p.add_argument("--port", type=_port, default=8000, help="TCP port (default 8000)")
+    p.add_argument("--events", default=None, metavar="FILE",
+                   help="seed an EMPTY event store with this events file (e.g. the one the model was fitted on),"
+                   " so that profiles and retraining start from the shop's history")
+    p.add_argument("--api-key-read", action="append", default=[], metavar="KEY",
+                   help=f"an API key with read scope (repeatable; also ${READ_KEYS_ENV})")
+    p.add_argument("--api-key-write", action="append", default=[], metavar="KEY",
+                   help=f"an API key with write (and read) scope (repeatable; also ${WRITE_KEYS_ENV})")
+    p.add_argument("--pseudonymise-key", default=None, metavar="KEY",
+                   help="store user IDs as HMAC-SHA256(KEY, id) (default: $COLDBREW_PSEUDONYMISE_KEY; off if unset)")
+    p.add_argument("--report-dir", default=None, metavar="DIR",
+                   help="evaluation report to serve at /v1/reports/latest (a `coldbrew evaluate --out` directory)")
+    p.add_argument("--max-body-bytes", type=_count, default=8 * 1024 * 1024, metavar="N",
+                   help="larger request bodies get 413 (default 8 MiB)")
+    p.add_argument("--max-k", type=_count, default=1000, metavar="K", help="largest list length a client may ask for (default 1000)")
+    p.add_argument("--max-batch", type=_count, default=10_000, metavar="N",
+                   help="most events or items in one POST (default 10000)")
+    p.add_argument("--history-limit", type=_count, default=200, metavar="N",
+                   help="most recent events of a user folded into each recommendation (default 200)")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
+                   help="server log level (default info)")
+    p.add_argument("--access-log", action="store_true", help="log every request (off by default; see /metrics)")
+    p.set_defaults(func=_cmd_serve)
+
+
+def _env_keys(name: str) -> list[str]:
+    return [k.strip() for k in os.environ.get(name, "").split(",") if k.strip()]
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn
+    except ImportError as exc:
+        raise ConfigError(
+            f"coldbrew serve needs the server extra ({exc.name} is not installed): pip install 'coldbrew[server]'"
+        ) from None
+    from coldbrew.service.app import create_app
+    from coldbrew.service.settings import ServiceSettings
+    from coldbrew.storage.event_store import open_store
+
+    model_dir = Path(args.model)
+    if not (model_dir / "manifest.json").is_file():
+        raise ModelFormatError(f"--model {model_dir}: not a model directory (create one with `coldbrew fit`)")
+    if args.events is not None and not Path(args.events).is_file():
+        raise ConfigError(f"--events {args.events}: file does not exist")
+    settings = ServiceSettings(
+        model_dir=model_dir, db_url=args.db or "",
+        read_keys=tuple(args.api_key_read + _env_keys(READ_KEYS_ENV)),
+        write_keys=tuple(args.api_key_write + _env_keys(WRITE_KEYS_ENV)),
+        pseudonymise_key=args.pseudonymise_key or ServiceSettings.key_from_env(),
+        report_dir=Path(args.report_dir) if args.report_dir else None,
+        max_body_bytes=args.max_body_bytes, max_k=args.max_k, max_batch=args.max_batch,
+        history_limit=args.history_limit, seed_events=Path(args.events) if args.events else None,
+    )
+    open_store(settings.db_url).close()  # a bad --db fails here with one line, not a traceback
+    say = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+    if not settings.auth_enabled:
+        say("coldbrew serve: warning: no API keys (--api-key-read/--api-key-write): the API is open to"
+            " anyone who can reach it")
+    if settings.pseudonymise_key:
+        say("coldbrew serve: user IDs are pseudonymised (HMAC-SHA256) before they are stored")
+    app = create_app(settings)
+    say(f"coldbrew serve: {model_dir} on http://{args.host}:{args.port} (docs at /docs)")
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log,
+                workers=1, timeout_graceful_shutdown=10)
+    return 0
