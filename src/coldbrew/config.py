@@ -25,6 +25,8 @@ __all__ = [
     "ALSConfig",
     "BridgeConfig",
     "BlendConfig",
+    "GraphConfig",
+    "AugmentationConfig",
     "FitConfig",
     "RetrievalConfig",
     "load_config",
@@ -170,6 +172,81 @@ class BridgeConfig:
 
 
 @dataclass(frozen=True)
+class GraphConfig:
+    """LightGCN-style graph collaborative filtering (:mod:`coldbrew.models.lightgcn`).
+
+    When ``enabled``, the ``cf`` source of the blend scores with LightGCN embeddings instead
+    of ALS factors (users folded in from their request history by one propagation step; new
+    items placed by the text->CF bridge in LightGCN's space). ``factors``: embedding size;
+    ``layers``: propagation layers (the final embedding averages layers 0..layers);
+    ``epochs``: at most this many passes over the edges (BPR loss, one sampled negative per
+    edge, Adam with ``learning_rate``, L2 ``l2`` on the layer-0 embeddings of each batch);
+    ``batch_size``: edges per gradient step; ``patience``: epochs without a better
+    validation NDCG@20 before stopping (a random edge of up to ``validation_users`` users is
+    held out of the graph for it; the best epoch's embeddings are kept).
+    """
+
+    enabled: bool = False
+    factors: int = 64
+    layers: int = 2
+    epochs: int = 20
+    learning_rate: float = 0.05
+    l2: float = 1e-4
+    batch_size: int = 32768
+    patience: int = 2
+    validation_users: int = 1000
+    random_state: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("factors", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"graph.{name}: expected an integer >= 1, got {getattr(self, name)!r}")
+        for name in ("layers", "patience", "validation_users"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"graph.{name}: expected an integer >= 0, got {getattr(self, name)!r}")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"graph.learning_rate: expected a number > 0, got {self.learning_rate!r}")
+        if self.l2 < 0:
+            raise ConfigError(f"graph.l2: expected a number >= 0, got {self.l2!r}")
+
+
+@dataclass(frozen=True)
+class AugmentationConfig:
+    """Data augmentation for sparse data (:mod:`coldbrew.models.augmentation`); all off by default.
+
+    ``pseudo_interactions``: items with at most ``pseudo_max_events`` distinct users (and, at
+    ``add_items`` time, new items) get weak interactions (strength ``pseudo_weight`` times
+    the text similarity) from the users of their ``pseudo_neighbors`` text-nearest warm
+    items; new items then take CF factors folded in from those pseudo users, mixed half and
+    half with the bridge's estimate. ``ensemble``: number of CF models fitted on bootstrap
+    resamples of the users' rows, item factors averaged after alignment (0 = off).
+    ``generative``: a first-order item-transition (Markov) model samples ``generative_events``
+    synthetic next items for each user with at most ``generative_max_history`` items,
+    added with strength ``pseudo_weight`` before CF training.
+    """
+
+    pseudo_interactions: bool = False
+    pseudo_neighbors: int = 10
+    pseudo_weight: float = 0.3
+    pseudo_max_events: int = 2
+    ensemble: int = 0
+    generative: bool = False
+    generative_events: int = 2
+    generative_max_history: int = 3
+    random_state: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("pseudo_neighbors", "generative_events"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"augmentation.{name}: expected an integer >= 1, got {getattr(self, name)!r}")
+        for name in ("pseudo_max_events", "ensemble", "generative_max_history"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"augmentation.{name}: expected an integer >= 0, got {getattr(self, name)!r}")
+        if not 0.0 < self.pseudo_weight <= 1.0:
+            raise ConfigError(f"augmentation.pseudo_weight: expected a number in (0, 1], got {self.pseudo_weight!r}")
+
+
+@dataclass(frozen=True)
 class BlendConfig:
     """Warmth-aware blending of the score sources.
 
@@ -222,7 +299,11 @@ class RetrievalConfig:
 
 @dataclass(frozen=True)
 class FitConfig:
-    """Everything ``coldbrew fit`` can be told."""
+    """Everything ``coldbrew fit`` can be told.
+
+    ``graph`` (LightGCN instead of ALS for the CF source) and ``augmentation``
+    (pseudo-interactions, bootstrap ensemble, generative densification) are off by default.
+    """
 
     columns: ColumnsConfig = field(default_factory=ColumnsConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -232,6 +313,8 @@ class FitConfig:
     bridge: BridgeConfig = field(default_factory=BridgeConfig)
     blend: BlendConfig = field(default_factory=BlendConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    graph: GraphConfig = field(default_factory=GraphConfig)
+    augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

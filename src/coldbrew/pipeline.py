@@ -101,6 +101,7 @@ class Recommender:
         self._progress = progress
         text_vectors = self.encode(catalog.texts())
         self.tuning_: dict[str, dict[str, float]] = {}
+        self._graph_cache: dict[str, object] = {}  # LightGCN shared by tuning candidates with one graph
         # Per-epoch curves of trained components: {name: {"epoch": [...], "loss": [...], ...}}.
         self.training_curves_: dict[str, dict[str, list[float]]] = {}
         if self.config.blend.tune:
@@ -144,7 +145,7 @@ class Recommender:
         strengths = event_strengths(ev.events, ev.values, ev.timestamps, cfg.weighting, self.now_)
         matrix = interaction_matrix(user_idx, item_idx, strengths, shape)
         bridge_vectors = self._fit_adapter(adapter, user_idx, item_idx, ev.timestamps, strengths > 0)
-        self.als_ = ALSModel(cfg.als).fit(confidence(matrix, cfg.als.alpha), progress=self._progress)
+        self._fit_cf(matrix, user_idx, item_idx, ev.timestamps)
         self.cooccurrence_ = cooccurrence_neighbors(matrix)
         trend = event_strengths(
             ev.events, ev.values, ev.timestamps,
@@ -158,14 +159,18 @@ class Recommender:
         # The bridge learns text -> (ALS factors, popularity) on warm items with text.
         has_text = np.any(self.text_vectors_ != 0, axis=1)
         train = self.item_warm_ & has_text
-        targets = np.hstack([self.als_.item_factors_, popularity[:, None]])
+        cf_items = self.graph_.item_embeddings_ if self.graph_ is not None else self.als_.item_factors_
+        # With LightGCN the bridge also predicts the fold-in sources of new items.
+        sources = [self.graph_.item_sources_] if self.graph_ is not None else []
+        targets = np.hstack([cf_items, *sources, popularity[:, None]])
         self.bridge_ = TextToCFBridge(cfg.bridge)
         if train.sum() >= 2:
             self.bridge_.fit(self._bridge_inputs(np.flatnonzero(train), bridge_vectors[train]), targets[train])
         else:  # no text at all: the bridge predicts the mean of the warm items
             self.bridge_.fit(np.zeros((1, self.text_vectors_.shape[1] + max(cfg.bridge.lexical_dim, 0)), np.float32),
                              targets[self.item_warm_][:1] if self.item_warm_.any() else targets[:1])
-        self.item_factors_ = self.als_.item_factors_.copy()
+        self.item_factors_ = cf_items.copy()
+        self.item_sources_ = self.graph_.item_sources_.copy() if self.graph_ is not None else None
         self.popularity_ = popularity
         cold_items = np.flatnonzero(~self.item_warm_)
         self._fill_cold_items(cold_items, bridge_vectors[cold_items])
@@ -218,10 +223,102 @@ class Recommender:
             self._refresh()
             return
         predicted = self.bridge_.predict(self._bridge_inputs(positions, vectors))
-        self.item_factors_[positions] = predicted[:, :-1]
+        f = self.item_factors_.shape[1]
+        self.item_factors_[positions] = predicted[:, :f]
+        if getattr(self, "item_sources_", None) is not None:
+            self.item_sources_[positions] = predicted[:, f : 2 * f]
+        if self.config.augmentation.pseudo_interactions:
+            self._fold_in_pseudo(positions)
         # A product nobody has bought yet is less proven than a best-seller with the same text.
         self.popularity_[positions] = np.minimum(predicted[:, -1], np.median(self.popularity_[self.item_warm_]) if self.item_warm_.any() else 0.0)
         self._refresh()
+
+    def _fit_cf(self, matrix: sp.csr_matrix, user_idx: np.ndarray, item_idx: np.ndarray, timestamps: np.ndarray) -> None:
+        """Fit the CF model(s) on the (optionally augmented) interaction strengths.
+
+        Sets ``als_``, ``graph_`` (LightGCN or ``None``) and ``interactions_`` (the binary
+        users x items matrix, kept for folding new items in from pseudo users).
+        """
+        cfg = self.config
+        aug = cfg.augmentation
+        cf_matrix = matrix
+        if aug.generative:
+            from coldbrew.models.augmentation import generative_interactions, markov_transitions
+
+            transitions = markov_transitions(user_idx, item_idx, timestamps, matrix.shape[1])
+            last = np.full(matrix.shape[0], -1, dtype=np.int64)
+            order = np.lexsort((timestamps, user_idx))
+            last[user_idx[order]] = item_idx[order]  # the latest assignment wins
+            cf_matrix = generative_interactions(
+                cf_matrix, transitions, last, aug.generative_max_history, aug.generative_events,
+                aug.pseudo_weight, seed=aug.random_state,
+            )
+        if aug.pseudo_interactions:
+            from coldbrew.models.augmentation import pseudo_interactions
+
+            cf_matrix = pseudo_interactions(
+                cf_matrix, self.text_vectors_, aug.pseudo_max_events, aug.pseudo_neighbors, aug.pseudo_weight
+            )
+        self.fit_report_["augmented_entries"] = int(cf_matrix.nnz - matrix.nnz)
+        conf = confidence(cf_matrix, cfg.als.alpha)
+        if aug.ensemble > 0:
+            from coldbrew.models.augmentation import bootstrap_als
+
+            self.als_ = bootstrap_als(conf, cfg.als, aug.ensemble, seed=aug.random_state, progress=self._progress)
+        else:
+            self.als_ = ALSModel(cfg.als).fit(conf, progress=self._progress)
+        self.interactions_ = sp.csr_matrix(matrix > 0, dtype=np.float32)
+        self.graph_ = None
+        if cfg.graph.enabled:
+            from coldbrew.models.lightgcn import LightGCN
+
+            cache = getattr(self, "_graph_cache", None)
+            key = (cf_matrix.shape, cf_matrix.indptr.tobytes(), cf_matrix.indices.tobytes(), cfg.graph)
+            if cache is not None and cache.get("key") == key:  # tuning candidates share one graph
+                self.graph_ = cache["model"]
+            else:
+                self.graph_ = LightGCN(cfg.graph).fit(cf_matrix, progress=self._progress)
+                if cache is not None:
+                    cache.update(key=key, model=self.graph_)
+            if not hasattr(self, "training_curves_"):
+                self.training_curves_ = {}
+            self.training_curves_["lightgcn"] = dict(self.graph_.curve_)
+
+    def _fold_in_pseudo(self, positions: np.ndarray) -> None:
+        """Mix the bridge's CF factors of cold items with a fold-in from pseudo users.
+
+        The pseudo users of an item are the users of its text-nearest warm items
+        (:func:`coldbrew.models.augmentation.pseudo_user_rows`); items that find none keep
+        the bridge's estimate.
+        """
+        from coldbrew.models.augmentation import pseudo_user_rows
+
+        aug = self.config.augmentation
+        warm = np.flatnonzero(self.item_warm_[: self.interactions_.shape[1]])
+        rows = pseudo_user_rows(
+            self.interactions_, self.text_vectors_, positions, warm, aug.pseudo_neighbors, aug.pseudo_weight,
+        )
+        found = np.diff(rows.indptr) > 0
+        if not found.any():
+            return
+        rows = rows[found]
+        if self.graph_ is not None:
+            folded = self.graph_.fold_in_items(rows)
+        else:
+            users = self.als_.user_factors_
+            folded = ALSModel.from_factors(self.config.als, users, np.zeros((0, users.shape[1]))).fold_in(
+                confidence(rows, self.config.als.alpha)
+            )
+        target = positions[found]
+        self.item_factors_[target] = 0.5 * self.item_factors_[target] + 0.5 * folded
+
+    def _user_factors(self, strengths: sp.csr_matrix) -> np.ndarray:
+        """CF user vectors (n, f) folded in from request histories (n, n_items) of strengths."""
+        if getattr(self, "item_sources_", None) is not None:
+            from coldbrew.models.lightgcn import fold_in
+
+            return fold_in(self.item_sources_, sp.csr_matrix(strengths > 0, dtype=np.float32))
+        return self._fold.fold_in(confidence(strengths, self.config.als.alpha))
 
     def _refresh(self) -> None:
         self._fold = ALSModel.from_factors(self.config.als, self.item_factors_, np.zeros((0, self.item_factors_.shape[1])))
@@ -249,6 +346,8 @@ class Recommender:
         self.text_vectors_ = np.vstack([self.text_vectors_, self._adapt(vectors)]).astype(np.float32)
         f = self.item_factors_.shape[1]
         self.item_factors_ = np.vstack([self.item_factors_, np.zeros((len(added), f), np.float32)])
+        if getattr(self, "item_sources_", None) is not None:
+            self.item_sources_ = np.vstack([self.item_sources_, np.zeros((len(added), f), np.float32)])
         self.popularity_ = np.concatenate([self.popularity_, np.zeros(len(added), np.float32)])
         self.item_warm_ = np.concatenate([self.item_warm_, np.zeros(len(added), bool)])
         adapter = getattr(self, "adapter_", None)
@@ -310,7 +409,7 @@ class Recommender:
         strengths = batch.strengths
         damped = strengths.copy()
         damped.data = np.log1p(damped.data)
-        user_factors = self._fold.fold_in(confidence(strengths, self.config.als.alpha))
+        user_factors = self._user_factors(strengths)
         profile = np.asarray(damped @ self.text_vectors_, dtype=np.float32)
         profile = _normalise(_normalise(profile) + batch.text_vectors)
         return user_factors, damped, profile

@@ -123,6 +123,7 @@ def tune(model: Recommender, catalog: Catalog, events: Events, text_vectors: np.
         inner = Recommender(config, encoder=model.encoder)
         inner._cache = model._cache
         inner._progress = False
+        inner._graph_cache = getattr(model, "_graph_cache", None)  # LightGCN: same graph for every candidate
         inner._fit_parts(catalog, split.train, text_vectors)
         updates: dict[str, float] = {}
         label = f"alpha={alpha:g}, half_life_days={half_life:g}, trend_half_life_days={trend:g}"

@@ -116,6 +116,7 @@ def save_model(model, directory: str | Path) -> Path:
         bridge_weights=bridge.weights_, bridge_mean=bridge.target_mean_,
         bridge_input_mean=bridge.input_mean_,
         bridge_vectors=bridge.train_vectors_, bridge_targets=bridge.train_targets_,
+        **_graph_arrays(model),
     )
     _save_parquet(d / "users.parquet", pd.DataFrame({"user_id": model.user_map_.ids()}))
     if model._cache is not None and len(model._cache):
@@ -180,6 +181,7 @@ def save_items(model, directory: str | Path, manifest: dict[str, Any] | None = N
         d / f"item_arrays-{gen}.npz",
         text_vectors=model.text_vectors_, item_factors=model.item_factors_,
         popularity=model.popularity_, item_warm=model.item_warm_,
+        **({"item_sources": model.item_sources_} if getattr(model, "item_sources_", None) is not None else {}),
     )
     if model._cache is not None and len(model._cache):
         model._cache.save(d / _CACHE)
@@ -258,6 +260,8 @@ def load_model(directory: str | Path, encoder=None):
     model.item_factors_ = items["item_factors"]
     model.popularity_ = items["popularity"]
     model.item_warm_ = items["item_warm"]
+    model.graph_, model.interactions_ = _load_graph(config, a, d)
+    model.item_sources_ = items.get("item_sources") if model.graph_ is not None else None
     model.now_ = int(manifest["now"])
     model.fit_report_ = manifest.get("fit_report", {})
     model._progress = None
@@ -268,6 +272,39 @@ def load_model(directory: str | Path, encoder=None):
     model.manifest_ = manifest
     model.training_curves_ = load_training_curves(d)
     return model
+
+
+def _graph_arrays(model) -> dict[str, np.ndarray]:
+    """LightGCN embeddings and, with pseudo-interactions, the binary interaction matrix."""
+    out: dict[str, np.ndarray] = {}
+    graph = getattr(model, "graph_", None)
+    if graph is not None:
+        out.update(graph_user_embeddings=graph.user_embeddings_, graph_item_embeddings=graph.item_embeddings_,
+                   graph_user_sources=graph.user_sources_, graph_item_sources=graph.item_sources_)
+    interactions = getattr(model, "interactions_", None)
+    if interactions is not None and model.config.augmentation.pseudo_interactions:
+        out.update(interactions_indptr=interactions.indptr, interactions_indices=interactions.indices,
+                   interactions_shape=np.asarray(interactions.shape, dtype=np.int64))
+    return out
+
+
+def _load_graph(config: FitConfig, arrays: dict[str, np.ndarray], d: Path):
+    """(LightGCN or ``None``, binary interactions CSR or ``None``) from model.npz arrays."""
+    graph = interactions = None
+    if config.graph.enabled:
+        if "graph_item_sources" not in arrays:
+            raise ModelFormatError(f"{d}/model.npz: graph.enabled but the LightGCN arrays are missing")
+        from coldbrew.models.lightgcn import LightGCN
+
+        graph = LightGCN.from_arrays(config.graph, arrays["graph_user_embeddings"], arrays["graph_item_embeddings"],
+                                     arrays["graph_user_sources"], arrays["graph_item_sources"])
+    if "interactions_indptr" in arrays:
+        indices = arrays["interactions_indices"]
+        interactions = sp.csr_matrix(
+            (np.ones(len(indices), dtype=np.float32), indices, arrays["interactions_indptr"]),
+            shape=tuple(arrays["interactions_shape"]),
+        )
+    return graph, interactions
 
 
 def _minor(version: str) -> str:
