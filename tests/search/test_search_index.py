@@ -138,3 +138,35 @@ def test_bad_input_names_the_field(index):
         SearchConfig(rerank_depth=0)
     with pytest.raises(ConfigError, match="chinese"):
         SearchConfig(chinese="pinyin")
+
+
+def test_excluded_items_are_never_returned(index, demo_model):
+    exclude = np.zeros(len(demo_model.item_map_), dtype=bool)
+    exclude[demo_model.item_map_.lookup(["run-003", "run-001"])] = True
+    for mode in ("lexical", "semantic", "hybrid"):
+        hits = index.search(["running shoes"], k=10, mode=mode, exclude=exclude)[0]
+        assert not {"run-003", "run-001"} & set(_ids(hits))
+        unfiltered = _ids(index.search(["running shoes"], k=12, mode=mode)[0])
+        assert _ids(hits) == [i for i in unfiltered if i not in {"run-003", "run-001"}][:10]
+    # a shorter mask (made before items were added) leaves the rest allowed
+    assert index.search(["running shoes"], 1, "lexical", exclude=np.array([True]))[0][0].item_id == "run-003"
+
+
+def test_in_place_catalog_edits_need_a_forced_refresh():
+    model = fit_demo()
+    index = SearchIndex.build(model)
+    pos = model.item_map_.index("home-005")
+    model.catalog_.titles[pos] = "Alpaca wool throw"
+    model.text_vectors_[pos] = model.encode(["Alpaca wool throw"])[0]
+    assert not index.refresh()  # same objects: not noticed without force
+    assert index.refresh(force=True)
+    assert index.search(["alpaca"], 1, "lexical")[0][0].item_id == "home-005"
+    assert index.search(["Alpaca wool throw"], 1, "semantic")[0][0].item_id == "home-005"
+    assert not index.refresh(force=True)  # nothing changed since
+
+
+def test_a_request_brings_its_text_as_a_profile(index):
+    wine = Request("r", "", text="red wine and wine glasses")
+    hits = index.search(["gift"], 10, user_histories=[wine])[0]
+    assert any(h.reason.endswith("suits your shopping history") for h in hits)
+    assert sum(h.item_id.startswith("wine") for h in hits[:5]) >= 2

@@ -76,6 +76,18 @@ class SearchConfig:
             raise ConfigError(f"search: chinese must be one of {', '.join(CHINESE_MODES)}, got {self.chinese!r}")
 
 
+def _drop(scores: np.ndarray, ids: np.ndarray, exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Remove excluded items (bool ``(n_items,)``) from ranked rows, keeping the others' order."""
+    bad = (ids >= 0) & exclude[np.clip(ids, 0, None)]
+    if not bad.any():
+        return scores, ids
+    ids = np.where(bad, -1, ids)
+    order = np.argsort(ids < 0, axis=1, kind="stable")  # kept items first, in their order
+    ids = np.take_along_axis(ids, order, axis=1)
+    scores = np.where(ids >= 0, np.take_along_axis(scores, order, axis=1), 0.0).astype(np.float32)
+    return scores, ids
+
+
 class SearchHit(NamedTuple):
     """One search result: the product, its score in this list and why it was found."""
 
@@ -121,29 +133,37 @@ class SearchIndex:
         return f"SearchIndex(items={len(self)}, tokenizer={self.tokenizer!r})"
 
     # ------------------------------------------------------------------ keeping up with the model
-    def refresh(self) -> bool:
+    def refresh(self, force: bool = False) -> bool:
         """Bring the index up to date with the model's catalog; returns True if anything changed.
 
-        Appended products are tokenised alone; any other change re-tokenises everything.
+        A replaced catalog object (``add_items``) is compared text by text: appended products
+        are tokenised alone, changed ones re-tokenised, and the BM25 matrix rebuilt. Call with
+        ``force=True`` after changing the catalog or text vectors *in place*.
         """
         with self._lock:
             model = self.model
             catalog = model.catalog_
             changed = False
-            if catalog is not self._catalog:
+            if force or catalog is not self._catalog:
                 texts = catalog.texts()
                 n = len(self._texts)
                 if len(texts) >= n and texts[:n] == self._texts:
-                    start = n
+                    if len(texts) > n:
+                        self._lexical.add(self._documents(catalog.titles[n:], texts[n:]))
+                        changed = True
                 else:
+                    docs = []
+                    for i, text in enumerate(texts):
+                        if i < n and text == self._texts[i]:
+                            docs.append(self._lexical.tokens(i))
+                        else:
+                            docs.extend(self._documents(catalog.titles[i : i + 1], [text]))
                     self._lexical = LexicalIndex(self.config.bm25_k1, self.config.bm25_b)
-                    start = 0
-                if start < len(texts):
-                    self._lexical.add(self._documents(catalog.titles[start:], texts[start:]))
+                    self._lexical.add(docs)
+                    changed = True
                 self._texts = texts
                 self._catalog = catalog
-                changed = True
-            changed = self._semantic.sync(model.text_vectors_) or changed
+            changed = self._semantic.sync(model.text_vectors_, force) or changed
             if len(self._semantic) != len(self._lexical):
                 raise DataError(
                     f"model: {len(self._lexical)} catalog rows but {len(self._semantic)} text vectors"
@@ -163,7 +183,8 @@ class SearchIndex:
         queries: Sequence[str],
         k: int = 10,
         mode: str = "hybrid",
-        user_histories: Sequence[Sequence[HistoryEvent] | None] | None = None,
+        user_histories: Sequence[Sequence[HistoryEvent] | Request | None] | None = None,
+        exclude: np.ndarray | None = None,
     ) -> list[list[SearchHit]]:
         """Up to ``k`` products per query, best first, each ``(item_id, score, reason)``.
 
@@ -173,12 +194,14 @@ class SearchIndex:
         k: list length.
         mode: ``"hybrid"`` (BM25 and text vectors fused), ``"lexical"`` or ``"semantic"``.
         user_histories: optional, one history per query (``None`` or empty for anonymous
-            searches); a history with a known product re-ranks that query's results.
+            searches); a history with a known product re-ranks that query's results. An
+            entry may also be a ``Request`` (its history and its text are the profile).
+        exclude: optional bool ``(n_items,)``: items never returned (deleted, out of stock).
 
         Scores: BM25 (lexical) or cosine (semantic) for a single mode without
         personalisation, otherwise the fused reciprocal-rank score.
         """
-        ids, scores, reasons = self.search_indices(queries, k, mode, user_histories)
+        ids, scores, reasons = self.search_indices(queries, k, mode, user_histories, exclude)
         item_ids = self.model.item_map_
         out = []
         for q in range(len(queries)):
@@ -209,7 +232,8 @@ class SearchIndex:
         queries: Sequence[str],
         k: int = 10,
         mode: str = "hybrid",
-        user_histories: Sequence[Sequence[HistoryEvent] | None] | None = None,
+        user_histories: Sequence[Sequence[HistoryEvent] | Request | None] | None = None,
+        exclude: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:
         """As :meth:`search`, in index space.
 
@@ -231,6 +255,12 @@ class SearchIndex:
             if mode in ("hybrid", "semantic"):
                 vectors = np.asarray(self.model.encoder.encode(list(queries)), dtype=np.float32)
                 lists["semantic"] = self._semantic.search(vectors, depth)
+            if exclude is not None:
+                # a mask made before products were added leaves the new ones allowed
+                mask = np.zeros(len(self), dtype=bool)
+                given = np.asarray(exclude, dtype=bool)[: len(self)]
+                mask[: len(given)] = given
+                lists = {name: _drop(*found, mask) for name, found in lists.items()}
             weights = {"lexical": cfg.lexical_weight, "semantic": cfg.semantic_weight}
             if mode == "hybrid":
                 scores, ids = reciprocal_rank_fusion(
@@ -275,17 +305,20 @@ class SearchIndex:
         that are among the five the profile likes best in their row's pool.
         """
         cfg, model = self.config, self.model
+        requests = [
+            h if isinstance(h, Request) else Request(f"search:{q}", "", history=tuple(h or ()))
+            for q, h in enumerate(histories)
+        ]
         rows = [
-            q for q, h in enumerate(histories)
-            if h and any(e.item_id in model.item_map_ for e in h)
+            q for q, r in enumerate(requests)
+            if any(e.item_id in model.item_map_ for e in r.history) or (r.text and r.text.strip())
         ]
         suited = np.zeros(ids.shape, dtype=bool)
         if not rows:
             return scores, ids, suited
         depth = cfg.rerank_depth
         pool = ids[rows, :depth]
-        requests = [Request(request_id=f"search:{q}", user_id="", history=tuple(histories[q])) for q in rows]
-        taste = model.score_items(requests, pool)
+        taste = model.score_items([requests[q] for q in rows], pool)
         # Rank within the pool by the recommender's score; padding (-inf) sorts last.
         order = np.argsort(-taste, axis=1, kind="stable")
         personal_rank = np.empty_like(order)

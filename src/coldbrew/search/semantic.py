@@ -12,6 +12,16 @@ import numpy as np
 __all__ = ["SemanticIndex"]
 
 
+def _row_checksums(vectors: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """A uint64 checksum of each row's bits, uint64 ``(n,)``: exact, so any edit shows."""
+    bits = vectors.view(np.uint32)
+    weights = np.random.default_rng(0).integers(1, 2**31, size=bits.shape[1], dtype=np.uint64) | np.uint64(1)
+    out = np.empty(len(bits), dtype=np.uint64)
+    for start in range(0, len(bits), chunk):  # integer arithmetic wraps: no rounding at all
+        out[start : start + chunk] = (bits[start : start + chunk].astype(np.uint64) * weights).sum(axis=1)
+    return out
+
+
 class SemanticIndex:
     """Inner-product search over unit text vectors, grown by appending.
 
@@ -28,6 +38,8 @@ class SemanticIndex:
         self.kind = kind
         self._index = make_index(kind, dim)
         self._vectors = np.zeros((0, dim), dtype=np.float32)
+        self._source: np.ndarray | None = None
+        self._signature = np.zeros(0, dtype=np.uint64)
 
     def __len__(self) -> int:
         return len(self._index)
@@ -39,28 +51,32 @@ class SemanticIndex:
     def dim(self) -> int:
         return int(self._index.dim)
 
-    def sync(self, vectors: np.ndarray) -> bool:
+    def sync(self, vectors: np.ndarray, force: bool = False) -> bool:
         """Make the index hold exactly ``vectors`` float32 ``(n, dim)``; True if anything changed.
 
-        When the rows already indexed are an unchanged prefix of ``vectors`` (products were
-        appended), only the new rows are added; otherwise the index is rebuilt.
+        The same array object as last time is taken as unchanged unless ``force`` (rows
+        changed in place). Otherwise rows are compared by a checksum of their bits: when the
+        rows already indexed are an unchanged prefix (products were appended), only the new
+        rows are added; any other change rebuilds the index.
         """
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        n = len(self._vectors)
-        if vectors is self._vectors:
+        if vectors is self._source and not force:
             return False
-        if len(vectors) >= n and np.array_equal(vectors[:n], self._vectors):
-            grew = len(vectors) > n
-            if grew:
-                self._index.add(vectors[n:])
-            self._vectors = vectors
-            return grew
+        array = np.ascontiguousarray(vectors, dtype=np.float32)
+        signature = _row_checksums(array)
+        n = len(self._signature)
+        self._source = vectors
+        if len(array) >= n and np.array_equal(signature[:n], self._signature):
+            self._signature = signature
+            if len(array) > n:
+                self._index.add(array[n:])
+            self._vectors = array
+            return len(array) > n
         from coldbrew.retrieval import make_index
 
-        self._index = make_index(self.kind, vectors.shape[1])
-        if len(vectors):
-            self._index.add(vectors)
-        self._vectors = vectors
+        self._index = make_index(self.kind, array.shape[1])
+        if len(array):
+            self._index.add(array)
+        self._vectors, self._signature = array, signature
         return True
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
