@@ -262,6 +262,12 @@ def _cmd_calibrate_ctr(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_chat(args: argparse.Namespace) -> int:
+    from coldbrew.assistant.cli import run_chat
+
+    return run_chat(args.model, k=args.k, as_json=args.json, conversation_id=args.conversation)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from coldbrew.demo import run_demo
 
@@ -392,6 +398,16 @@ def build_parser() -> argparse.ArgumentParser:
     from coldbrew.service.serve import add_serve_command  # argparse only; FastAPI loads on use
 
     add_serve_command(sub)
+
+    p = sub.add_parser("chat", help="talk to the shopping assistant (one message per line on stdin)",
+                       description="An interactive shopping assistant in English or Chinese: find products,"
+                       " recommend, similar, compare, filter by price/colour/category, ask about a product,"
+                       " reset. Reads one message per line from stdin (a terminal or a pipe); 'quit' ends.")
+    p.add_argument("--model", required=True, metavar="MODEL_DIR")
+    p.add_argument("--k", type=_positive_int, default=5, metavar="K", help="products per answer (default 5)")
+    p.add_argument("--json", action="store_true", help="print each reply as one JSON line")
+    p.add_argument("--conversation", default="cli", metavar="ID", help="conversation ID (default 'cli')")
+    p.set_defaults(func=_cmd_chat)
 
     p = sub.add_parser("demo", help="run the offline demo on the bundled shop (and real data if present)")
     p.add_argument("--data-dir", default=None, help="folder with uci_online_retail/ (default: ../shared/data if present)")

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+import threading
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,6 +92,9 @@ class Assistant:
     max_conversations: dialogue states kept in memory (least recently used dropped first).
     currency: symbol used when prices are written out.
     examples: intent training examples; default: the bundled English + Chinese set.
+
+    One assistant may serve many threads: turns are answered one at a time (a turn takes a
+    few milliseconds plus one encoder call and one recommender call).
     """
 
     def __init__(self, model, encoder=None, k: int = 5, max_conversations: int = 10_000,
@@ -105,6 +109,8 @@ class Assistant:
         self._examples = examples
         self._classifier: IntentClassifier | None = None
         self._vocab_size = -1
+        self._lock = threading.RLock()
+        self._unavailable = np.zeros(0, dtype=bool)
 
     # ------------------------------------------------------------------ parts, built lazily
     @property
@@ -140,12 +146,18 @@ class Assistant:
 
     # ------------------------------------------------------------------ the turn
     def reply(self, conversation_id: str | None, message: str,
-              user_history: Sequence[HistoryEvent] | None = None, k: int | None = None) -> Reply:
+              user_history: Sequence[HistoryEvent] | None = None, k: int | None = None,
+              unavailable: Collection[str] = ()) -> Reply:
         """Answer one message of a conversation (a new conversation when the ID is unknown or ``None``).
 
         ``user_history`` are the shopper's past events (for "recommend for me" and to
-        personalise "find"); ``k`` overrides the number of products.
+        personalise "find"); ``k`` overrides the number of products; ``unavailable`` item IDs
+        (deleted, out of stock) are never shown and are reported out of stock when asked about.
         """
+        with self._lock:
+            return self._reply(conversation_id, message, user_history, k, unavailable)
+
+    def _reply(self, conversation_id, message, user_history, k, unavailable) -> Reply:
         if not isinstance(message, str) or not message.strip():
             raise DataError("field 'message': expected a non-empty string")
         if len(message) > MAX_MESSAGE_CHARS:
@@ -155,6 +167,10 @@ class Assistant:
         if not hasattr(self._model, "catalog_"):
             raise NotFittedError("the assistant needs a fitted recommender: fit it or load a model directory")
         extractor = self.extractor
+        self._unavailable = np.zeros(len(self._position), dtype=bool)
+        for item_id in unavailable:
+            if item_id in self._position:
+                self._unavailable[self._position[item_id]] = True
         state = self.conversations.get(conversation_id)
         if re.search(r"[a-zA-Z\u4e00-\u9fff]", message):
             state.language = detect_language(message)
@@ -315,7 +331,7 @@ class Assistant:
         """Items (n_items,) bool passing hard filters; sets ``_product_matched``."""
         catalog = self._model.catalog_
         n = len(catalog)
-        keep = np.ones(n, dtype=bool)
+        keep = ~self._unavailable if len(self._unavailable) == n else np.ones(n, dtype=bool)
         if category:
             keep &= np.array([any(c.strip().startswith(category) for c in str(raw).split("|"))
                               for raw in catalog.categories], dtype=bool)
@@ -401,6 +417,8 @@ class Assistant:
             category = str(catalog.categories[n])
             return say(lang, "category" if category else "category_unknown", title=title, category=category)
         if attribute == "stock":
+            if len(self._unavailable) == len(catalog) and self._unavailable[n]:
+                return say(lang, "stock_no", title=title)
             column = next((c for c in ("in_stock", "stock", "available") if c in attrs.columns), None)
             if column is None or _missing(attrs[column].iloc[n]):
                 return say(lang, "stock_unknown", title=title)

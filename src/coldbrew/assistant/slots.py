@@ -84,7 +84,7 @@ _MAX_BEFORE = re.compile(
 )
 _MAX_AFTER = re.compile(_AMOUNT + r"\s*(?:以内|以下|之内|内)")
 _MIN_BEFORE = re.compile(
-    r"(?:over|above|more than|at least|min(?:imum)?|from|starting at|higher than|pricier than|"
+    r"(?<!不)(?<!not )(?<!no )(?:over|above|more than|at least|min(?:imum)?|from|starting at|higher than|pricier than|"
     r"超过|高于|至少|不低于|大于|多于)\s*" + _AMOUNT
 )
 _MIN_AFTER = re.compile(_AMOUNT + r"\s*(?:以上|起)")
