@@ -22,7 +22,7 @@ __all__ = ["ApiError", "install_error_handlers", "error_body", "BodyLimitMiddlew
 
 log = logging.getLogger("coldbrew.service")
 # Union tags of the "one or a batch" bodies: not part of the path a client sees.
-_TAGS = {"batch", "event", "item"}
+_TAGS = {"event-batch", "one-event", "item-batch", "one-item"}
 
 
 class ApiError(Exception):
@@ -40,7 +40,9 @@ def error_body(message: str, field: str | None = None) -> dict[str, Any]:
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:
-    parts = [p for p in loc if p not in _TAGS]
+    parts = list(loc)
+    if len(parts) > 1 and parts[0] == "body" and parts[1] in _TAGS:
+        del parts[1]
     if parts and parts[0] in ("body", "query", "path", "header"):
         source, parts = parts[0], parts[1:]
         if not parts:
@@ -57,9 +59,8 @@ def _field_path(loc: tuple[Any, ...]) -> str:
 def _validation_message(err: dict[str, Any], field: str) -> str:
     kind = err.get("type", "")
     msg = err.get("msg", "invalid value")
-    if kind == "json_invalid":
-        detail = (err.get("ctx") or {}).get("error", "")
-        return f"malformed JSON body{': ' + detail if detail else ''}"
+    if field == "body" and kind in ("model_attributes_type", "dict_type", "model_type"):
+        return "the body must be a JSON object (send Content-Type: application/json)"
     if kind == "missing":
         return f"field '{field}' is required"
     if kind == "extra_forbidden":
@@ -72,8 +73,15 @@ def _validation_message(err: dict[str, Any], field: str) -> str:
 async def _on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = exc.errors()
     first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
-    field = _field_path(tuple(first.get("loc", ())))
-    message = _validation_message(first, field)
+    loc = tuple(first.get("loc", ()))
+    if first.get("type") == "json_invalid":
+        field = "body"
+        where = f" at character {loc[1]}" if len(loc) > 1 and isinstance(loc[1], int) else ""
+        detail = (first.get("ctx") or {}).get("error", "")
+        message = f"malformed JSON body{where}" + (f": {detail}" if detail else "")
+    else:
+        field = _field_path(loc)
+        message = _validation_message(first, field)
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
     return JSONResponse(error_body(message, field), status_code=422)

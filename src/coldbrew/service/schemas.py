@@ -123,11 +123,11 @@ class EventBatch(_In):
 
 
 def _events_kind(value: Any) -> str:
-    return "batch" if isinstance(value, dict) and "events" in value else "event"
+    return "event-batch" if isinstance(value, dict) and "events" in value else "one-event"
 
 
 EventsBody = Annotated[
-    Annotated[EventBatch, Tag("batch")] | Annotated[EventIn, Tag("event")],
+    Annotated[EventBatch, Tag("event-batch")] | Annotated[EventIn, Tag("one-event")],
     Discriminator(_events_kind),
 ]
 
@@ -211,11 +211,11 @@ class ItemBatch(_In):
 
 
 def _items_kind(value: Any) -> str:
-    return "batch" if isinstance(value, dict) and "items" in value else "item"
+    return "item-batch" if isinstance(value, dict) and "items" in value else "one-item"
 
 
 ItemsBody = Annotated[
-    Annotated[ItemBatch, Tag("batch")] | Annotated[ItemIn, Tag("item")],
+    Annotated[ItemBatch, Tag("item-batch")] | Annotated[ItemIn, Tag("one-item")],
     Discriminator(_items_kind),
 ]
 
