@@ -27,6 +27,7 @@ __all__ = [
     "BlendConfig",
     "GraphConfig",
     "AugmentationConfig",
+    "RankerConfig",
     "FitConfig",
     "RetrievalConfig",
     "load_config",
@@ -247,6 +248,74 @@ class AugmentationConfig:
 
 
 @dataclass(frozen=True)
+class RankerConfig:
+    """The re-ranking stage (:mod:`coldbrew.ranking`): learned ranking of the blend's top items.
+
+    ``kind``: ``"none"`` (the blend's order, default), ``"multitask"`` (a numpy MLP with a
+    shared trunk and click / purchase / category heads) or ``"lambdarank"`` (LightGBM
+    ``LGBMRanker``). At fit time the ranker is trained on the same temporal hold-out as the
+    blend tuning (``blend.validation_share``): parts fitted on the earlier events, the blend's
+    top ``candidates`` items per hold-out request (up to ``max_users`` warm users, new users
+    with their first 1 and ``max_reveal`` events, and users buying items first seen in the
+    hold-out) labelled by what those users did next. ``validation_groups`` of the requests
+    drive early stopping (``patience`` epochs); with ``require_gain`` the ranker is kept only
+    when it beats the blend's own order on them (NDCG@20), else the blend's order is used.
+    Multitask: ``epochs``, ``hidden`` units (two layers: ``hidden``, ``hidden // 2``),
+    ``learning_rate`` (Adam), ``batch_groups`` requests per step, ``weight_decay`` (L2);
+    loss = ``click_weight`` x listwise softmax + ``purchase_weight`` x BCE +
+    ``category_weight`` x softmax over the ``categories`` most frequent primary categories
+    (skipped when the shop has fewer than two); rank score = click logit +
+    ``purchase_blend`` x purchase logit. ``text_codes``: leading principal components of
+    the item text vectors appended to the features (0 = none). LambdaRank: ``trees``,
+    ``leaves``, ``lgbm_learning_rate``. ``random_state`` seeds both.
+    """
+
+    kind: str = "none"
+    candidates: int = 100
+    max_users: int = 1000
+    max_reveal: int = 3
+    validation_groups: float = 0.2
+    require_gain: bool = True
+    epochs: int = 40
+    hidden: int = 64
+    learning_rate: float = 0.003
+    batch_groups: int = 32
+    weight_decay: float = 1e-4
+    patience: int = 5
+    click_weight: float = 1.0
+    purchase_weight: float = 0.5
+    category_weight: float = 0.2
+    purchase_blend: float = 0.0
+    categories: int = 20
+    text_codes: int = 8
+    trees: int = 300
+    leaves: int = 31
+    lgbm_learning_rate: float = 0.05
+    random_state: int = 0
+
+    def __post_init__(self) -> None:
+        kinds = ("none", "multitask", "lambdarank")
+        if self.kind not in kinds:
+            raise ConfigError(f"ranker.kind: unknown ranker {self.kind!r}; expected one of: {', '.join(kinds)}")
+        for name in ("candidates", "max_users", "max_reveal", "epochs", "hidden", "batch_groups", "trees"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"ranker.{name}: expected an integer >= 1, got {getattr(self, name)!r}")
+        if self.leaves < 2:
+            raise ConfigError(f"ranker.leaves: expected an integer >= 2, got {self.leaves!r}")
+        for name in ("patience", "categories", "text_codes"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"ranker.{name}: expected an integer >= 0, got {getattr(self, name)!r}")
+        if not 0.0 < self.validation_groups < 1.0:
+            raise ConfigError(f"ranker.validation_groups: expected a number in (0, 1), got {self.validation_groups!r}")
+        for name in ("learning_rate", "lgbm_learning_rate", "click_weight"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"ranker.{name}: expected a number > 0, got {getattr(self, name)!r}")
+        for name in ("weight_decay", "purchase_weight", "category_weight", "purchase_blend"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"ranker.{name}: expected a number >= 0, got {getattr(self, name)!r}")
+
+
+@dataclass(frozen=True)
 class BlendConfig:
     """Warmth-aware blending of the score sources.
 
@@ -303,6 +372,8 @@ class FitConfig:
 
     ``graph`` (LightGCN instead of ALS for the CF source) and ``augmentation``
     (pseudo-interactions, bootstrap ensemble, generative densification) are off by default.
+    ``ranker`` (learned re-ranking of the blend's top candidates, :class:`RankerConfig`) is
+    off by default (``kind = "none"``).
     """
 
     columns: ColumnsConfig = field(default_factory=ColumnsConfig)
@@ -315,6 +386,7 @@ class FitConfig:
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     graph: GraphConfig = field(default_factory=GraphConfig)
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
+    ranker: RankerConfig = field(default_factory=RankerConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -110,7 +110,19 @@ class Recommender:
             result = tune(self, catalog, events, text_vectors)
             if result is not None:
                 self.config, self.tuning_ = result.config, result.scores
+        stage, ranker_report, ranker_curves = None, None, {}
+        if self.config.ranker.kind != "none":  # trained on a hold-out, like the tuning above
+            from coldbrew.ranking.stage import train_stage
+
+            stage, ranker_report, ranker_curves = train_stage(self, catalog, events, text_vectors)
         self._fit_parts(catalog, events, text_vectors)
+        self.reranker_ = stage
+        if stage is not None:
+            stage.item_counts = stage.count_items(self, events)
+        if ranker_report is not None:
+            self.fit_report_["ranker"] = ranker_report
+        if ranker_curves:
+            self.training_curves_["ranker"] = ranker_curves
         return self
 
     def _fit_parts(self, catalog: Catalog, events: Events, text_vectors: np.ndarray, adapter=None) -> None:
@@ -476,6 +488,9 @@ class Recommender:
             q = queries.astype(np.float64)
             stats[name] = (q @ mean, np.sqrt(np.maximum(np.einsum("nd,de,ne->n", q, cov, q), 0.0)))
         pop_mean, pop_std = float(self.popularity_.mean()), float(self.popularity_.std())
+        rerank_users = None
+        if getattr(self, "reranker_", None) is not None and mode != "similar":
+            rerank_users = self.reranker_.user_table(self, chunk, batch)
         out = []
         for r, req in enumerate(chunk):
             lo, hi = cooc.indptr[r], cooc.indptr[r + 1]
@@ -496,12 +511,17 @@ class Recommender:
             }
             cold = ~self.item_warm_[pool]
             parts = np.zeros((len(SOURCES), len(pool)), dtype=np.float32)
+            zs = np.zeros((len(pool), len(SOURCES)), dtype=np.float32)
             for s_i, name in enumerate(SOURCES):
                 values, mean, std = raw[name]
                 z = (values - mean) / std if std > 1e-9 else np.zeros(len(pool))
+                zs[:, s_i] = z
                 parts[s_i] = np.where(cold, item_weights[s_i], weights[r, s_i]) * z
             total = parts.sum(axis=0)
+            if rerank_users is not None:
+                total = self.reranker_.rerank_pool(self, rerank_users, r, pool, total, zs, batch.text_vectors[r], k)
             order = np.argsort(-total, kind="stable")[:k]
+            order = order[np.isfinite(total[order])]
             items = pool[order]
             out.append(Recommendation(
                 request_id=req.request_id, user_id=req.user_id,
@@ -551,6 +571,8 @@ class Recommender:
             batch = self._batch(chunk)
             sources = self._sources(batch)
             total, parts = self._blend(sources, batch)
+            if getattr(self, "reranker_", None) is not None and _mode != "similar":
+                total = self.reranker_.rerank(self, chunk, batch, sources, total, k)
             top = _top_k(total, k)
             for r, req in enumerate(chunk):
                 items = [i for i in top[r] if np.isfinite(total[r, i])]

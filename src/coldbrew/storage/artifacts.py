@@ -137,8 +137,43 @@ def save_model(model, directory: str | Path) -> Path:
     curves = getattr(model, "training_curves_", None) or {}
     _write_json(d / _CURVES, {name: {key: [float(v) for v in values] for key, values in c.items()}
                               for name, c in curves.items()})
+    _save_ranker(model, d)
     save_items(model, d, manifest)
     return d
+
+
+_RANKER = "ranker.json"  # the re-ranking stage: metadata; arrays in ranker.npz, texts in ranker_*.txt
+
+
+def _save_ranker(model, d: Path) -> None:
+    """Write the re-ranking stage (json + npz + LightGBM text), or remove a stale one."""
+    stage = getattr(model, "reranker_", None)
+    if stage is None:
+        for path in [d / _RANKER, d / "ranker.npz", *d.glob("ranker_*.txt")]:
+            path.unlink(missing_ok=True)
+        return
+    meta, arrays, texts = stage.state()
+    _save_npz(d / "ranker.npz", **arrays)
+    for name, text in texts.items():
+        _atomic_write_bytes(d / f"ranker_{name}.txt", lambda tmp, t=text: tmp.write_text(t, encoding="utf-8"))
+    _write_json(d / _RANKER, dict(meta, texts=sorted(texts)))
+
+
+def _load_ranker(config: FitConfig, d: Path):
+    """The saved re-ranking stage, or ``None`` when the model has none."""
+    path = d / _RANKER
+    if not path.is_file():
+        return None
+    from coldbrew.ranking.stage import RerankStage
+
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        with np.load(d / "ranker.npz", allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        texts = {name: (d / f"ranker_{name}.txt").read_text(encoding="utf-8") for name in meta.get("texts", [])}
+        return RerankStage.from_state(config.ranker, meta, arrays, texts)
+    except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+        raise ModelFormatError(f"{d}: the ranker files are missing or damaged ({exc})") from None
 
 
 def load_training_curves(directory: str | Path) -> dict[str, dict[str, list[float]]]:
@@ -271,6 +306,7 @@ def load_model(directory: str | Path, encoder=None):
     model._refresh()
     model.manifest_ = manifest
     model.training_curves_ = load_training_curves(d)
+    model.reranker_ = _load_ranker(config, d)
     return model
 
 

@@ -1,0 +1,409 @@
+"""The re-ranking stage of the pipeline: how a ranker is trained at fit time and used after.
+
+Training (:func:`train_stage`), the same hold-out pattern as :mod:`coldbrew.models.tuning`
+(never any test data): the fit events are cut at the ``1 - blend.validation_share`` time
+quantile; the recommender's parts are fitted on the earlier events (with the already tuned
+configuration); requests are built for the later events, the way the product meets them:
+
+* warm users (history = their earlier events), ranking all items;
+* new users first seen in the hold-out, with their first event, and again with their first
+  ``max_reveal`` events, as history;
+* users who bought items first seen in the hold-out, ranking only those new items;
+
+each request's top ``candidates`` blended items become one group, labelled with what the
+user did next (see :mod:`coldbrew.ranking.base` for the label columns). Mixing the segments
+lets the ranker learn *when* to trust content, co-occurrence or CF: user warmth, item warmth
+and the bridged-item flag are features.
+
+The **purchase** label: a purchase/order event, or a rating >= 4. Where (nearly) every
+positive event is already a purchase (retail logs such as UCI Online Retail) or none is,
+that label would copy the click label or be empty, so it becomes a *repeat* purchase: the
+user interacted with the item at two or more distinct times in the hold-out.
+
+At recommend time (:meth:`RerankStage.rerank`): blend -> top ``candidates`` (at least k) ->
+features -> ranker score -> top-k. Items outside the candidates are not returned.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from coldbrew.config import RankerConfig
+from coldbrew.data.catalog import Catalog
+from coldbrew.data.events import Events
+from coldbrew.ranking.base import RankingData, grouped_ndcg
+from coldbrew.ranking.features import (
+    ItemTable,
+    UserTable,
+    category_labels,
+    category_share,
+    days_since,
+    feature_names,
+    pair_features,
+    primary_categories,
+    typical_price,
+)
+from coldbrew.requests import Request
+
+if TYPE_CHECKING:
+    from coldbrew.pipeline import Recommender
+
+__all__ = ["RerankStage", "train_stage", "make_ranker", "purchase_pairs"]
+
+_CHUNK = 512
+_CODE_SAMPLE = 20_000
+_MIN_GROUPS = 20
+_STRONG_EVENTS = ("purchase", "order")
+
+
+def make_ranker(config: RankerConfig, n_categories: int = 0, progress: bool | None = None):
+    """The ranker named by ``config.kind`` (``"multitask"`` or ``"lambdarank"``), unfitted."""
+    if config.kind == "multitask":
+        from coldbrew.ranking.multitask import MultiTaskRanker
+
+        return MultiTaskRanker(config, n_categories=n_categories, progress=progress)
+    if config.kind == "lambdarank":
+        from coldbrew.ranking.lambdarank import LambdaRankRanker
+
+        return LambdaRankRanker(config, progress=progress)
+    raise ValueError(f"ranker.kind: no ranker to build for {config.kind!r}")
+
+
+def _ranker_class(kind: str):
+    if kind == "multitask":
+        from coldbrew.ranking.multitask import MultiTaskRanker
+
+        return MultiTaskRanker
+    if kind == "lambdarank":
+        from coldbrew.ranking.lambdarank import LambdaRankRanker
+
+        return LambdaRankRanker
+    raise ValueError(f"ranker.kind: unknown ranker {kind!r}")
+
+
+class RerankStage:
+    """A fitted ranker plus what its features need beyond the recommender's own arrays.
+
+    Parameters
+    ----------
+    config: the ``[ranker]`` section it was trained with.
+    ranker: a fitted ``Ranker``.
+    code_mean: float32 (d,) and ``code_basis`` float32 (d, n_codes): item text codes.
+    category_names: the category head's classes (most frequent primary categories).
+    item_counts: float32 (n_fit_items,) distinct users per item at fit; later items count 0.
+    """
+
+    def __init__(self, config: RankerConfig, ranker, code_mean: np.ndarray, code_basis: np.ndarray,
+                 category_names: Sequence[str], item_counts: np.ndarray) -> None:
+        self.config = config
+        self.ranker = ranker
+        self.code_mean = np.asarray(code_mean, dtype=np.float32)
+        self.code_basis = np.asarray(code_basis, dtype=np.float32)
+        self.category_names = list(category_names)
+        self.item_counts = np.asarray(item_counts, dtype=np.float32)
+        self._items_key: tuple[int, int] | None = None
+        self._items: ItemTable | None = None
+
+    @staticmethod
+    def count_items(model: Recommender, events: Events) -> np.ndarray:
+        """Distinct users with a positive event per item of ``model``, float32 (n_items,)."""
+        from coldbrew.evaluation.protocol import is_positive
+
+        pos = events.take(is_positive(events))
+        items = model.item_map_.lookup(pos.item_ids)
+        known = items >= 0
+        _, users = np.unique(pos.user_ids[known].astype(str), return_inverse=True)
+        n_items = len(model.item_map_)
+        pairs = np.unique(users.astype(np.int64) * n_items + items[known].astype(np.int64))
+        return np.bincount(pairs % n_items, minlength=n_items).astype(np.float32)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return feature_names(self.code_basis.shape[1])
+
+    # ------------------------------------------------------------------ features
+    def item_table(self, model: Recommender) -> ItemTable:
+        """Per-item feature inputs for ``model``'s current catalog (cached until it grows)."""
+        key = (id(model), len(model.item_map_))
+        if self._items is None or self._items_key != key:
+            n = len(model.item_map_)
+            counts = np.zeros(n, dtype=np.float32)
+            m = min(n, len(self.item_counts))
+            counts[:m] = self.item_counts[:m]
+            labels, _ = category_labels(model.catalog_.categories)
+            codes = (model.text_vectors_ - self.code_mean) @ self.code_basis if self.code_basis.shape[1] else \
+                np.zeros((n, 0), np.float32)
+            self._items = ItemTable(
+                popularity=model.popularity_.astype(np.float32), counts=counts,
+                new=~model.item_warm_, prices=np.asarray(model.catalog_.prices, dtype=np.float64),
+                labels=labels, codes=codes.astype(np.float32),
+            )
+            self._items_key = key
+        return self._items
+
+    def user_table(self, model: Recommender, requests: Sequence[Request], batch) -> UserTable:
+        """Per-request feature inputs of one batch (see ``Recommender._batch``)."""
+        items = self.item_table(model)
+        last = np.array([max((h.timestamp for h in r.history), default=-1) for r in requests], dtype=np.int64)
+        now = np.maximum(model.now_, last)
+        return UserTable(
+            n_history=batch.n_history.astype(np.float32),
+            recency_days=days_since(last, now),
+            price=typical_price(batch.strengths, items.prices),
+            share=category_share(batch.strengths, items.labels),
+            has_text=batch.has_text,
+        )
+
+    def features(self, model: Recommender, requests: Sequence[Request], batch, sources: dict[str, np.ndarray],
+                 total: np.ndarray, rows: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Features float32 (n_pairs, F) of the pairs ``(rows, items)`` of one dense batch."""
+        from coldbrew.pipeline import SOURCES, _standardise
+
+        z = np.empty((len(rows), len(SOURCES)), dtype=np.float32)
+        for s, name in enumerate(SOURCES):
+            z[:, s] = _standardise(sources[name], batch.allowed)[rows, items]
+        text = np.einsum("pd,pd->p", batch.text_vectors[rows], model.text_vectors_[items])
+        return pair_features(rows, items, total[rows, items], z, text,
+                             self.user_table(model, requests, batch), self.item_table(model))
+
+    # ------------------------------------------------------------------ ranking
+    def rerank(self, model: Recommender, requests: Sequence[Request], batch, sources: dict[str, np.ndarray],
+               total: np.ndarray, k: int) -> np.ndarray:
+        """Scores (n, n_items): ranker scores on each row's top candidates, -inf elsewhere."""
+        rows, items = candidate_pairs(total, max(self.config.candidates, k))
+        out = np.full(total.shape, -np.inf, dtype=np.float32)
+        if len(rows):
+            out[rows, items] = self.ranker.score(self.features(model, requests, batch, sources, total, rows, items))
+        return out
+
+    def rerank_pool(self, model: Recommender, users: UserTable, r: int, pool: np.ndarray, total: np.ndarray,
+                    source_z: np.ndarray, text_vector: np.ndarray, k: int) -> np.ndarray:
+        """Retrieval path: one request's pooled items (m,) -> scores (m,), -inf outside its top candidates.
+
+        ``users``: the chunk's :meth:`user_table`; ``r`` the request's row in it; ``total``
+        (m,) blended scores; ``source_z`` (m, 4) standardised sources; ``text_vector`` (d,)
+        the request's words (zeros when none).
+        """
+        c = min(max(self.config.candidates, k), len(pool))
+        out = np.full(len(pool), -np.inf, dtype=np.float32)
+        if c == 0:
+            return out
+        top = np.argsort(-total, kind="stable")[:c]
+        top = top[np.isfinite(total[top])]
+        items = pool[top]
+        rows = np.full(len(top), r, dtype=np.int64)
+        x = pair_features(rows, items, total[top], source_z[top], model.text_vectors_[items] @ text_vector,
+                          users, self.item_table(model))
+        out[top] = self.ranker.score(x)
+        return out
+
+    # ------------------------------------------------------------------ persistence
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, str]]:
+        """(metadata, arrays, texts) for the model directory: no pickles."""
+        meta, arrays, texts = self.ranker.state()
+        arrays = dict(arrays, code_mean=self.code_mean, code_basis=self.code_basis, item_counts=self.item_counts)
+        meta = {"kind": self.config.kind, "feature_names": list(self.feature_names),
+                "category_names": self.category_names, "ranker": meta}
+        return meta, arrays, texts
+
+    @classmethod
+    def from_state(cls, config: RankerConfig, meta: dict[str, Any], arrays: dict[str, np.ndarray],
+                   texts: dict[str, str]) -> RerankStage:
+        """Rebuild a stage from :meth:`state`'s output."""
+        kind = meta.get("kind")
+        if kind != config.kind:
+            raise ValueError(f"ranker state: trained as {kind!r} but the config says {config.kind!r}")
+        ranker = _ranker_class(kind).from_state(config, meta.get("ranker", {}), arrays, texts)
+        try:
+            stage = cls(config, ranker, arrays["code_mean"], arrays["code_basis"],
+                        meta.get("category_names", []), arrays["item_counts"])
+        except KeyError as exc:
+            raise ValueError(f"ranker state: array {exc} is missing") from None
+        if list(stage.feature_names) != list(meta.get("feature_names", [])):
+            raise ValueError("ranker state: its feature names differ from this version's features; refit the model")
+        return stage
+
+
+def candidate_pairs(total: np.ndarray, c: int) -> tuple[np.ndarray, np.ndarray]:
+    """The top ``c`` finite-scored items per row as pairs ``(rows, items)`` int64, row-major."""
+    from coldbrew.pipeline import _top_k
+
+    if total.shape[1] == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    top = _top_k(total, c)
+    finite = np.isfinite(np.take_along_axis(total, top, axis=1))
+    rows = np.repeat(np.arange(len(total)), top.shape[1]).reshape(top.shape)
+    return rows[finite].astype(np.int64), top[finite].astype(np.int64)
+
+
+def purchase_pairs(events: Events) -> tuple[set[tuple[str, str]], str]:
+    """(user, item) pairs whose hold-out events carry the stronger signal, and its definition.
+
+    ``"purchase"``: a purchase/order event or a rating >= 4, used when between 1 % and 99 % of
+    the positive pairs have one; otherwise ``"repeat"``: positive events on the pair at two or
+    more distinct timestamps.
+    """
+    from coldbrew.evaluation.protocol import is_positive
+
+    pos = events.take(is_positive(events))
+    users, items = pos.user_ids.astype(str), pos.item_ids.astype(str)
+    kinds = pos.events.astype(str)
+    values = np.nan_to_num(pos.values.astype(np.float64), nan=0.0)
+    strong = np.isin(kinds, _STRONG_EVENTS) | ((kinds == "rating") & (values >= 4.0))
+    pairs = set(zip(users.tolist(), items.tolist()))
+    strong_pairs = set(zip(users[strong].tolist(), items[strong].tolist()))
+    share = len(strong_pairs) / max(len(pairs), 1)
+    if 0.01 < share < 0.99:
+        return strong_pairs, "purchase"
+    seen: dict[tuple[str, str], set[int]] = {}
+    for u, i, t in zip(users.tolist(), items.tolist(), pos.timestamps.tolist()):
+        seen.setdefault((u, i), set()).add(int(t))
+    return {p for p, times in seen.items() if len(times) >= 2}, "repeat"
+
+
+def _code_basis(vectors: np.ndarray, n_codes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (d,) and the leading ``n_codes`` principal directions (d, n_codes) of item vectors."""
+    d = vectors.shape[1]
+    mean = vectors.mean(axis=0).astype(np.float32) if len(vectors) else np.zeros(d, np.float32)
+    n_codes = min(n_codes, d, max(len(vectors) - 1, 0))
+    if n_codes <= 0:
+        return mean, np.zeros((d, 0), np.float32)
+    sample = vectors
+    if len(vectors) > _CODE_SAMPLE:
+        sample = vectors[np.random.default_rng(seed).choice(len(vectors), _CODE_SAMPLE, replace=False)]
+    _, _, vt = np.linalg.svd(np.asarray(sample - mean, dtype=np.float64), full_matrices=False)
+    return mean, vt[:n_codes].T.astype(np.float32)
+
+
+def _groups_for(inner: Recommender, stage: RerankStage, requests: list[Request], relevant: list[set[str]],
+                strong: set[tuple[str, str]], classes: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray], list[int], list[str]]:
+    """Features, labels, sizes and user ids of the groups of one segment's requests."""
+    feats, labels, sizes, users = [], [], [], []
+    for start in range(0, len(requests), _CHUNK):
+        chunk = requests[start : start + _CHUNK]
+        batch = inner._batch(chunk)
+        sources = inner._sources(batch)
+        total, _ = inner._blend(sources, batch)
+        rows, items = candidate_pairs(total, stage.config.candidates)
+        if not len(rows):
+            continue
+        x = stage.features(inner, chunk, batch, sources, total, rows, items)
+        ids = np.asarray(inner.item_map_.ids(items), dtype=object)
+        y = np.zeros((len(rows), 3), dtype=np.int64)
+        for r in np.unique(rows):
+            sel = rows == r
+            rel = relevant[start + r]
+            user = chunk[r].user_id
+            y[sel, 0] = [i in rel for i in ids[sel]]
+            y[sel, 1] = [i in rel and (user, i) in strong for i in ids[sel]]
+            sizes.append(int(sel.sum()))
+            users.append(user)
+        y[:, 2] = classes[items]
+        feats.append(x)
+        labels.append(y)
+    return feats, labels, sizes, users
+
+
+def train_stage(model: Recommender, catalog: Catalog, events: Events,
+                text_vectors: np.ndarray) -> tuple[RerankStage | None, dict[str, Any], dict[str, list[float]]]:
+    """Train the configured ranker on a temporal hold-out of the fit events.
+
+    Returns ``(stage or None, report, curves)``: ``None`` when there is too little hold-out
+    data, or when ``require_gain`` is set and the ranker does not beat the blend's own order
+    on the validation groups. ``report`` says which and why; ``curves`` are per-epoch.
+    """
+    from coldbrew.evaluation.protocol import temporal_segments
+    from coldbrew.evaluation.splits import temporal_split
+    from coldbrew.pipeline import Recommender
+
+    started = time.perf_counter()
+    cfg = model.config.ranker
+    report: dict[str, Any] = {"kind": cfg.kind, "active": False}
+    if len(events) < 200:
+        report["reason"] = "fewer than 200 events: no hold-out to train a ranker on"
+        return None, report, {}
+    split = temporal_split(events, quantile=1.0 - model.config.blend.validation_share)
+    if len(split.train) == 0 or len(split.test) == 0:
+        report["reason"] = "the hold-out is empty"
+        return None, report, {}
+    segments = temporal_segments(split, catalog, reveal=1, max_users=cfg.max_users, seed=cfg.random_state)
+    groups_of = {name: segments[name] for name in ("warm_users", "new_users", "new_items")}
+    if cfg.max_reveal > 1:
+        more = temporal_segments(split, catalog, reveal=cfg.max_reveal, max_users=cfg.max_users,
+                                 seed=cfg.random_state + 1)
+        groups_of[f"new_users_{cfg.max_reveal}"] = more["new_users"]
+
+    config = replace(model.config, blend=replace(model.config.blend, tune=False), ranker=replace(cfg, kind="none"))
+    inner = Recommender(config, encoder=model.encoder)
+    inner._cache = model._cache
+    inner._progress = False
+    inner._fit_parts(catalog, split.train, text_vectors)
+    mean, basis = _code_basis(inner.text_vectors_, cfg.text_codes, cfg.random_state)
+    classes, names = primary_categories(inner.catalog_.categories, cfg.categories)
+    if len(names) < 2:
+        classes, names = np.full(len(classes), -1, np.int64), []
+    stage = RerankStage(cfg, None, mean, basis, names, np.zeros(0, np.float32))
+    stage.item_counts = stage.count_items(inner, split.train)
+    strong, definition = purchase_pairs(split.test)
+    report["purchase_label"] = definition
+
+    feats, labels, sizes, users, segment_of = [], [], [], [], []
+    for name, segment in groups_of.items():
+        f, y, s, u = _groups_for(inner, stage, segment.requests, segment.relevant, strong, classes)
+        feats += f
+        labels += y
+        sizes += s
+        users += u
+        segment_of += [name] * len(s)
+    if len(sizes) < _MIN_GROUPS:
+        report["reason"] = f"only {len(sizes)} hold-out requests (need {_MIN_GROUPS})"
+        return None, report, {}
+    data = RankingData(np.vstack(feats), np.vstack(labels), np.asarray(sizes, np.int64))
+    positive = np.add.reduceat(data.labels[:, 0], np.concatenate([[0], np.cumsum(data.groups)[:-1]])) > 0
+    # Validation users are drawn by user, so a user's few-shot variants never straddle the cut.
+    unique_users = sorted(set(users))
+    rng = np.random.default_rng(cfg.random_state)
+    n_val = max(1, int(round(cfg.validation_groups * len(unique_users))))
+    val_users = set(np.asarray(unique_users, dtype=object)[rng.permutation(len(unique_users))[:n_val]].tolist())
+    is_val = np.array([u in val_users for u in users])
+    train_ids = np.flatnonzero(~is_val & positive)
+    val_ids = np.flatnonzero(is_val & positive)
+    if len(train_ids) < _MIN_GROUPS or len(val_ids) < 2:
+        report["reason"] = f"too few hold-out requests with a hit among the candidates ({int(positive.sum())})"
+        return None, report, {}
+    train, val = data.subset(train_ids), data.subset(val_ids)
+    ranker = make_ranker(cfg, n_categories=len(names), progress=model._progress)
+    ranker.fit(train.features, train.labels, train.groups, validation=val)
+    stage.ranker = ranker
+    blend_ndcg = grouped_ndcg(val.features[:, 0], val.labels[:, 0], val.groups)
+    ranker_ndcg = grouped_ndcg(ranker.score(val.features), val.labels[:, 0], val.groups)
+    segment_arr = np.asarray(segment_of, dtype=object)
+    per_segment = {}
+    for name in groups_of:
+        ids = val_ids[segment_arr[val_ids] == name]
+        if len(ids):
+            part = data.subset(ids)
+            per_segment[name] = {
+                "groups": int(len(ids)),
+                "blend": round(grouped_ndcg(part.features[:, 0], part.labels[:, 0], part.groups), 5),
+                "ranker": round(grouped_ndcg(ranker.score(part.features), part.labels[:, 0], part.groups), 5),
+            }
+    curves = dict(ranker.curves_)
+    curves["blend_val_ndcg"] = [blend_ndcg] * len(curves.get("epoch", []))
+    report.update(
+        groups_train=int(len(train_ids)), groups_validation=int(len(val_ids)),
+        pairs_train=int(len(train.features)), val_ndcg_blend=round(blend_ndcg, 5),
+        val_ndcg_ranker=round(ranker_ndcg, 5), validation_segments=per_segment,
+        categories=len(names), seconds=round(time.perf_counter() - started, 2),
+    )
+    if cfg.require_gain and ranker_ndcg <= blend_ndcg:
+        report["reason"] = "the ranker did not beat the blend's order on the validation requests"
+        return None, report, curves
+    report["active"] = True
+    return stage, report, curves
+

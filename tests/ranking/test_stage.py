@@ -1,0 +1,175 @@
+"""The re-ranking stage inside the pipeline: fit-time training, recommend, persistence."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from coldbrew.config import FitConfig
+from coldbrew.data import catalog_from_frame, events_from_frame
+from coldbrew.errors import ConfigError
+from coldbrew.pipeline import Recommender
+from coldbrew.ranking.stage import purchase_pairs
+from coldbrew.requests import HistoryEvent, Request
+from coldbrew.storage.artifacts import load_model, save_model
+
+KINDS = {"shoes": 60.0, "tea": 8.0, "wine": 15.0}
+DAY = 86_400
+START = 1_700_000_000
+
+
+def _shop(seed: int = 0):
+    """Three categories of ten products; each shopper sticks to one category.
+
+    Shoppers 0-179 buy throughout the period, 180-239 only at its very end (new users in
+    the hold-out); the last product of each category sells only at the end (new items).
+    """
+    rng = np.random.default_rng(seed)
+    items, titles, cats, prices = [], [], [], []
+    for kind, price in KINDS.items():
+        for j in range(10):
+            items.append(f"{kind}{j}")
+            titles.append(f"{kind} product {j} {'premium' if j % 2 else 'basic'}")
+            cats.append(kind)
+            prices.append(price * (1 + 0.1 * j))
+    rows = []
+    for u in range(240):
+        kind = list(KINDS)[u % 3]
+        late = u >= 180
+        for _ in range(6):
+            t = START + int(rng.uniform(0.93 if late else 0.0, 1.0) * 100 * DAY)
+            j = int(min(rng.geometric(0.3) - 1, 8))
+            if t > START + 88 * DAY and rng.random() < 0.3:
+                j = 9
+            rows.append((f"u{u}", f"{kind}{j}", t, "purchase", float(rng.integers(1, 5))))
+    catalog, _ = catalog_from_frame(pd.DataFrame({"item_id": items, "title": titles, "category": cats, "price": prices}))
+    events, _ = events_from_frame(pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp", "event", "value"]))
+    return catalog, events
+
+
+def _config(kind: str, **ranker) -> FitConfig:
+    return FitConfig.from_dict({
+        "encoder": {"name": "hashing"}, "blend": {"tune": False},
+        "ranker": {"kind": kind, "require_gain": False, "candidates": 12, "epochs": 5, "max_users": 200,
+                   "trees": 20, **ranker},
+    })
+
+
+@pytest.fixture(scope="module", params=["multitask", "lambdarank"])
+def fitted(request):
+    catalog, events = _shop()
+    return Recommender(_config(request.param)).fit(catalog, events, progress=False)
+
+
+def _requests():
+    return [
+        Request("warm", "u0", (HistoryEvent("shoes0", START + 50 * DAY, "purchase"), HistoryEvent("shoes1", START + 60 * DAY, "purchase"))),
+        Request("one", "new", (HistoryEvent("tea2", START + 101 * DAY, "purchase"),)),
+        Request("text", "x", text="wine"),
+    ]
+
+
+def test_ranker_is_trained_at_fit_time_with_curves_and_a_report(fitted):
+    report = fitted.fit_report_["ranker"]
+    assert report["active"] and report["groups_train"] > 0 and report["purchase_label"] == "repeat"
+    assert fitted.reranker_ is not None
+    curves = fitted.training_curves_["ranker"]
+    assert len(curves["epoch"]) == len(curves["val_ndcg"]) == len(curves["blend_val_ndcg"]) >= 1
+    assert report["categories"] == 3
+
+
+def test_reranked_lists_keep_the_contract(fitted):
+    recs = fitted.recommend(_requests(), k=5)
+    warm, one, text = recs
+    assert len(warm.items) == 5 and not {"shoes0", "shoes1"} & set(warm.items)
+    assert warm.scores == sorted(warm.scores, reverse=True)
+    assert sum(i.startswith("shoes") for i in warm.items) >= 3  # the category's products lead
+    assert "tea2" not in one.items and len(one.reasons) == 5 and all(one.reasons)
+    restricted = fitted.recommend([Request("c", "u0", candidates=("wine1", "tea1"))], k=5)[0]
+    assert sorted(restricted.items) == ["tea1", "wine1"]
+
+
+def test_save_load_and_add_items_keep_the_ranker(fitted, tmp_path):
+    before = fitted.recommend(_requests(), k=5)
+    save_model(fitted, tmp_path / "m")
+    assert (tmp_path / "m" / "ranker.json").is_file()
+    meta = json.loads((tmp_path / "m" / "ranker.json").read_text())
+    assert meta["kind"] == fitted.config.ranker.kind
+    loaded = load_model(tmp_path / "m")
+    assert loaded.reranker_ is not None
+    after = loaded.recommend(_requests(), k=5)
+    for a, b in zip(before, after):
+        assert a.items == b.items
+        np.testing.assert_allclose(a.scores, b.scores, rtol=1e-4, atol=1e-5)
+    new, _ = catalog_from_frame(pd.DataFrame({"item_id": ["shoes99"], "title": ["shoes product premium carbon"],
+                                              "category": ["shoes"], "price": [70.0]}))
+    assert loaded.add_items(new) == 1
+    rec = loaded.recommend([Request("n", "u0", _requests()[0].history, candidates=("shoes99", "tea3"))], k=2)[0]
+    assert set(rec.items) == {"shoes99", "tea3"}
+    save_model(loaded, tmp_path / "m")  # add-items and resave keep a loadable ranker
+    assert load_model(tmp_path / "m").reranker_ is not None
+
+
+def test_a_model_without_ranker_removes_stale_ranker_files(fitted, tmp_path):
+    save_model(fitted, tmp_path / "m")
+    plain = Recommender(_config("none")).fit(*_shop(), progress=False)
+    save_model(plain, tmp_path / "m")
+    assert not (tmp_path / "m" / "ranker.json").exists()
+    assert load_model(tmp_path / "m").reranker_ is None
+
+
+def test_require_gain_reports_why_a_ranker_is_dropped():
+    catalog, events = _shop()
+    model = Recommender(_config("multitask", require_gain=True, epochs=1, learning_rate=1e-6)).fit(
+        catalog, events, progress=False)
+    report = model.fit_report_["ranker"]
+    assert report["active"] == (model.reranker_ is not None)
+    if not report["active"]:
+        assert "did not beat the blend" in report["reason"]
+        assert len(model.recommend(_requests(), k=5)[0].items) == 5
+
+
+def test_too_little_data_leaves_the_blend_in_charge():
+    catalog, events = _shop()
+    model = Recommender(_config("multitask")).fit(catalog, events.take(np.arange(100)), progress=False)
+    assert model.reranker_ is None and "fewer than 200 events" in model.fit_report_["ranker"]["reason"]
+
+
+def test_purchase_label_uses_purchases_or_ratings_when_they_differ_from_clicks():
+    frame = pd.DataFrame({
+        "user_id": ["a", "a", "b", "b"], "item_id": ["x", "y", "x", "y"],
+        "timestamp": [1, 2, 3, 4], "event": ["rating"] * 4, "value": [5.0, 3.0, 4.0, 2.0],
+    })
+    events, _ = events_from_frame(frame)
+    pairs, definition = purchase_pairs(events)
+    assert definition == "purchase" and pairs == {("a", "x"), ("b", "x")}
+
+
+@pytest.mark.parametrize("raw, key", [
+    ({"kind": "forest"}, "ranker.kind"), ({"candidates": 0}, "ranker.candidates"),
+    ({"validation_groups": 1.5}, "ranker.validation_groups"), ({"learning_rate": 0}, "ranker.learning_rate"),
+    ({"purchase_blend": -1.0}, "ranker.purchase_blend"), ({"typo": 1}, "typo"),
+])
+def test_ranker_config_errors_name_the_key(raw, key):
+    with pytest.raises(ConfigError, match=key):
+        FitConfig.from_dict({"ranker": raw})
+
+
+def test_retrieval_path_reranks_too(fitted):
+    from dataclasses import replace
+
+    dense = fitted.recommend(_requests(), k=5)
+    original = fitted.config
+    try:
+        fitted.config = replace(original, retrieval=replace(original.retrieval, dense_limit=0, per_source=50, index="exact"))
+        retrieved = fitted.recommend(_requests(), k=5)
+    finally:
+        fitted.config = original
+    for a, b in zip(dense, retrieved):
+        assert len(b.items) == 5 and len(b.reasons) == 5
+        assert b.scores == sorted(b.scores, reverse=True)
+        assert len(set(a.items) & set(b.items)) >= 3  # same ranker, near-identical standardisation
+    assert not {"shoes0", "shoes1"} & set(retrieved[0].items)
