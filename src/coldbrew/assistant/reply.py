@@ -92,13 +92,16 @@ class Assistant:
     max_conversations: dialogue states kept in memory (least recently used dropped first).
     currency: symbol used when prices are written out.
     examples: intent training examples; default: the bundled English + Chinese set.
+    classifier: an already fitted :class:`IntentClassifier` (then ``encoder`` and
+        ``examples`` are not used).
 
     One assistant may serve many threads: turns are answered one at a time (a turn takes a
     few milliseconds plus one encoder call and one recommender call).
     """
 
     def __init__(self, model, encoder=None, k: int = 5, max_conversations: int = 10_000,
-                 currency: str = "£", examples: Sequence[IntentExample] | None = None) -> None:
+                 currency: str = "£", examples: Sequence[IntentExample] | None = None,
+                 classifier: IntentClassifier | None = None) -> None:
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         self._model = model
@@ -107,7 +110,7 @@ class Assistant:
         self.currency = currency
         self.conversations = ConversationStore(max_conversations)
         self._examples = examples
-        self._classifier: IntentClassifier | None = None
+        self._classifier = classifier
         self._vocab_size = -1
         self._lock = threading.RLock()
         self._unavailable = np.zeros(0, dtype=bool)
