@@ -23,6 +23,7 @@ __all__ = [
     "DataConfig",
     "EncoderConfig",
     "ALSConfig",
+    "AdapterConfig",
     "BridgeConfig",
     "BlendConfig",
     "GraphConfig",
@@ -148,6 +149,58 @@ class EncoderConfig:
 
 
 @dataclass(frozen=True)
+@dataclass(frozen=True)
+class AdapterConfig:
+    """The text adapter (:mod:`coldbrew.text.adapter`): the frozen text space, adapted to the shop.
+
+    When ``enabled``, ``fit`` trains a residual low-rank map ``x -> normalise(x + (x A) B)``
+    (``rank`` r) over the encoder's item vectors, contrastively (InfoNCE, in-batch negatives,
+    ``temperature``) on (user history -> next item) pairs from the training events: history =
+    the user's last ``history_length`` events, decayed with ``half_life_days``; at most
+    ``max_pairs`` pairs (a random subset, ``seed``). Adam with ``learning_rate`` and L2
+    ``weight_decay``, ``batch_size`` pairs per step, at most ``epochs`` epochs; the latest
+    ``validation_share`` of the pairs is held out and training stops after ``patience``
+    epochs without a better next-item NDCG@20 (the best epoch is kept; the untouched space
+    counts as epoch 0). ``logq_correction`` subtracts each in-batch negative's log frequency
+    from its logit (in-batch negatives are drawn by popularity; the pipeline ranks the whole
+    catalog). Item vectors, request texts and user text profiles then live in the
+    adapted space; ``adapt_bridge`` also feeds adapted vectors to the text->CF bridge (false:
+    the bridge reads the encoder's own vectors). Raw encoder outputs stay in the cache.
+    """
+
+    enabled: bool = False
+    rank: int = 32
+    epochs: int = 20
+    learning_rate: float = 0.003
+    temperature: float = 0.05
+    batch_size: int = 512
+    history_length: int = 20
+    half_life_days: float = 30.0
+    max_pairs: int = 100_000
+    validation_share: float = 0.1
+    patience: int = 3
+    weight_decay: float = 0.0
+    logq_correction: bool = True
+    adapt_bridge: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("rank", "epochs", "history_length", "max_pairs"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"adapter.{name}: expected an integer >= 1, got {getattr(self, name)!r}")
+        if self.batch_size < 2:
+            raise ConfigError(f"adapter.batch_size: expected an integer >= 2, got {self.batch_size!r}")
+        if self.patience < 0:
+            raise ConfigError(f"adapter.patience: expected an integer >= 0, got {self.patience!r}")
+        for name in ("learning_rate", "temperature", "half_life_days"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"adapter.{name}: expected a number > 0, got {getattr(self, name)!r}")
+        if not 0.0 <= self.validation_share < 1.0:
+            raise ConfigError(f"adapter.validation_share: expected a number in [0, 1), got {self.validation_share!r}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"adapter.weight_decay: expected a number >= 0, got {self.weight_decay!r}")
+
+
 class ALSConfig:
     """Hyper-parameters of implicit-feedback ALS (the ``implicit`` library)."""
 
@@ -372,8 +425,9 @@ class FitConfig:
 
     ``graph`` (LightGCN instead of ALS for the CF source) and ``augmentation``
     (pseudo-interactions, bootstrap ensemble, generative densification) are off by default.
-    ``ranker`` (learned re-ranking of the blend's top candidates, :class:`RankerConfig`) is
-    off by default (``kind = "none"``).
+    ``adapter`` (the text space adapted to the shop's behaviour, :class:`AdapterConfig`) is
+    off by default too. ``ranker`` (learned re-ranking of the blend's top candidates,
+    :class:`RankerConfig`) is off by default (``kind = "none"``).
     """
 
     columns: ColumnsConfig = field(default_factory=ColumnsConfig)
@@ -385,6 +439,7 @@ class FitConfig:
     blend: BlendConfig = field(default_factory=BlendConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     graph: GraphConfig = field(default_factory=GraphConfig)
+    adapter: AdapterConfig = field(default_factory=AdapterConfig)
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
     ranker: RankerConfig = field(default_factory=RankerConfig)
 

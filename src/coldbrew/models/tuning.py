@@ -113,6 +113,7 @@ def tune(model: Recommender, catalog: Catalog, events: Events, text_vectors: np.
     if not segments:
         return None
     best_config, best_mean, scores = None, -1.0, {}
+    adapter = None  # the text adapter (if enabled) is trained once, on the hold-out's train part
     for alpha, half_life, trend in _CF_CANDIDATES:
         config = replace(
             base,
@@ -124,7 +125,8 @@ def tune(model: Recommender, catalog: Catalog, events: Events, text_vectors: np.
         inner._cache = model._cache
         inner._progress = False
         inner._graph_cache = getattr(model, "_graph_cache", None)  # LightGCN: same graph for every candidate
-        inner._fit_parts(catalog, split.train, text_vectors)
+        inner._fit_parts(catalog, split.train, text_vectors, adapter=adapter)
+        adapter = getattr(inner, "adapter_", None)
         updates: dict[str, float] = {}
         label = f"alpha={alpha:g}, half_life_days={half_life:g}, trend_half_life_days={trend:g}"
         scores[label] = {}

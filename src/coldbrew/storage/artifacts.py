@@ -116,6 +116,7 @@ def save_model(model, directory: str | Path) -> Path:
         bridge_weights=bridge.weights_, bridge_mean=bridge.target_mean_,
         bridge_input_mean=bridge.input_mean_,
         bridge_vectors=bridge.train_vectors_, bridge_targets=bridge.train_targets_,
+        **_adapter_arrays(model),
         **_graph_arrays(model),
     )
     _save_parquet(d / "users.parquet", pd.DataFrame({"user_id": model.user_map_.ids()}))
@@ -291,7 +292,8 @@ def load_model(directory: str | Path, encoder=None):
         config.bridge, a["bridge_weights"], a["bridge_mean"], a["bridge_vectors"], a["bridge_targets"],
         a["bridge_input_mean"],
     )
-    model.text_vectors_ = items["text_vectors"]
+    model.adapter_ = _load_adapter(config, a, d)
+    model.text_vectors_ = items["text_vectors"]  # already in the adapter's space
     model.item_factors_ = items["item_factors"]
     model.popularity_ = items["popularity"]
     model.item_warm_ = items["item_warm"]
@@ -341,6 +343,26 @@ def _load_graph(config: FitConfig, arrays: dict[str, np.ndarray], d: Path):
             shape=tuple(arrays["interactions_shape"]),
         )
     return graph, interactions
+
+
+def _adapter_arrays(model) -> dict[str, np.ndarray]:
+    """The text adapter's weights for model.npz (none when the model has no adapter)."""
+    adapter = getattr(model, "adapter_", None)
+    if adapter is None:
+        return {}
+    return {"adapter_a": adapter.a_, "adapter_b": adapter.b_}
+
+
+def _load_adapter(config: FitConfig, arrays: dict[str, np.ndarray], d: Path):
+    """The saved text adapter, or ``None`` when the model was fitted without one."""
+    if "adapter_a" not in arrays:
+        return None
+    from coldbrew.text.adapter import TextAdapter
+
+    try:
+        return TextAdapter.from_arrays(config.adapter, arrays["adapter_a"], arrays["adapter_b"])
+    except (KeyError, ValueError) as exc:
+        raise ModelFormatError(f"{d / 'model.npz'}: damaged text adapter ({exc})") from None
 
 
 def _minor(version: str) -> str:
