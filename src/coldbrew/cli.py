@@ -268,6 +268,105 @@ def _cmd_chat(args: argparse.Namespace) -> int:
     return run_chat(args.model, k=args.k, as_json=args.json, conversation_id=args.conversation)
 
 
+def _cmd_analytics(args: argparse.Namespace) -> int:
+    from coldbrew.analytics.churn import ChurnConfig
+    from coldbrew.analytics.report import AnalyticsConfig, write_report
+    from coldbrew.config import load_config
+    from coldbrew.data import load_events
+
+    fit = load_config(args.config)
+    events, report = load_events(args.events, fit.columns, fit.data.on_bad_rows)
+    _say(report.summary())
+    config = AnalyticsConfig(cohort=args.cohort, conversion_days=args.conversion_days,
+                             churn=ChurnConfig(horizon_days=args.churn_days, model=args.churn_model))
+    summary = write_report(events, args.out, config)
+    churn = summary.get("churn", {})
+    auc = f"churn AUC {churn['auc']:.3f} (recency alone {churn['recency_auc']:.3f})" if "auc" in churn else "churn not evaluated"
+    rate = summary["repeat_purchase"]["rate"]
+    _say(f"report written to {args.out}/report.md (+ analytics.json, retention.png, activity.png);"
+         f" repeat-purchase rate {rate if rate is None else f'{100 * rate:.1f}%'}; {auc}")
+    return 0
+
+
+def _read_user(path: str, user_id: str):
+    from pathlib import Path
+
+    from coldbrew.errors import DataError
+    from coldbrew.requests import request_from_dict
+
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: user history file does not exist")
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{p}: line {exc.lineno}: malformed JSON ({exc.msg})") from None
+    if isinstance(data, list):  # a bare list of history events
+        data = {"history": data}
+    if isinstance(data, dict):
+        data = {"request_id": "promote", "user_id": user_id, **data}
+    return request_from_dict(data, str(p))
+
+
+def _cmd_promote(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from coldbrew.promotions import (
+        CALIBRATION_FILE,
+        ChatCompletionCopywriter,
+        CTRCalibrator,
+        InMemoryLedger,
+        PromotionPlanner,
+        load_promotions,
+    )
+    from coldbrew.storage import load_model
+
+    model = load_model(args.model)
+    promotions = load_promotions(args.promotions)
+    request = _read_user(args.user_history, args.user_id)
+    calibration = Path(args.calibration) if args.calibration else Path(args.model) / CALIBRATION_FILE
+    calibrator = CTRCalibrator.load(calibration) if calibration.is_file() else None
+    if calibrator is None:
+        _say(f"no {calibration}: pCTR is an uncalibrated prior (run coldbrew calibrate-ctr)")
+    ledger = InMemoryLedger.load(args.ledger) if args.ledger else InMemoryLedger()
+    copywriter = ChatCompletionCopywriter(args.copy_url, args.copy_model) if args.copy_url else None
+    planner = PromotionPlanner(model, promotions, calibrator, ledger, copywriter)
+    placements = planner.select(request, args.slots, now=args.now, language=args.language)
+    if args.ledger:
+        ledger.save(args.ledger)
+    print(json.dumps({"user_id": request.user_id, "placements": [p.to_dict() for p in placements],
+                      "skipped": planner.skipped_}, ensure_ascii=False, indent=2))
+    return 0
+
+
+def _cmd_calibrate_ctr(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from coldbrew.data import load_catalog, load_events
+    from coldbrew.promotions import CALIBRATION_FILE, calibrate_ctr
+    from coldbrew.storage import load_model
+
+    model = load_model(args.model)
+    catalog, report = load_catalog(args.catalog, model.config.columns, model.config.data.on_bad_rows)
+    _say(report.summary())
+    events, report = load_events(args.events, model.config.columns, model.config.data.on_bad_rows)
+    _say(report.summary())
+    started = time.perf_counter()
+    calibrator, info = calibrate_ctr(catalog, events, model.config, args.horizon_days, args.max_users)
+    out = Path(args.model) / CALIBRATION_FILE
+    calibrator.save(out)
+    _say(f"pCTR calibration from {info['users']:,} users, {info['pairs']:,} pairs"
+         f" ({info['positives']:,} interactions in the last {args.horizon_days} days) written to {out}"
+         f" in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+def _cmd_chat(args: argparse.Namespace) -> int:
+    from coldbrew.assistant.cli import run_chat
+
+    return run_chat(args.model, k=args.k, as_json=args.json, conversation_id=args.conversation)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from coldbrew.demo import run_demo
 
@@ -360,6 +459,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["hybrid", "lexical", "semantic"], default="hybrid", help="default hybrid")
     p.add_argument("--k", type=_positive_int, default=10, metavar="K", help="results per query (default 10)")
     p.set_defaults(func=_cmd_search)
+
+    p = sub.add_parser("analytics", help="engagement report: retention, repeat purchases, activity, conversion, churn",
+                       description="Write REPORT_DIR/report.md, analytics.json, retention.png and activity.png.")
+    p.add_argument("--events", required=True, metavar="EVENTS", help="events file (as for fit)")
+    p.add_argument("--out", required=True, metavar="REPORT_DIR", help="directory for the report files")
+    p.add_argument("--config", metavar="FILE", help="coldbrew config (column mapping)")
+    p.add_argument("--cohort", choices=["week", "month"], default="month", help="retention cohorts by first-seen week or month (default month)")
+    p.add_argument("--conversion-days", type=_positive_int, default=7, metavar="N", help="new-user conversion window in days (default 7)")
+    p.add_argument("--churn-days", type=_positive_int, default=90, metavar="D", help="churned = no activity for D days (default 90)")
+    p.add_argument("--churn-model", choices=["logistic", "lightgbm"], default="logistic")
+    p.set_defaults(func=_cmd_analytics)
+
+    p = sub.add_parser("promote", help="choose and order promotions for one user's slots (JSON on stdout)")
+    p.add_argument("--model", required=True, metavar="MODEL_DIR")
+    p.add_argument("--promotions", required=True, metavar="FILE", help="JSON list (or {\"promotions\": [...]}) or JSON Lines")
+    p.add_argument("--user-history", required=True, metavar="FILE",
+                   help="JSON: a list of events {item_id, timestamp, event?} or {user_id, history, text?}")
+    p.add_argument("--user-id", default="cli-user", help="user ID when the file has none (frequency caps count per user)")
+    p.add_argument("--slots", type=_positive_int, default=3, metavar="N")
+    p.add_argument("--language", choices=["en", "zh"], default="en", help="language of the promotion copy")
+    p.add_argument("--ledger", metavar="FILE", help="JSON impressions/spend ledger, read and updated (caps and budgets across runs)")
+    p.add_argument("--calibration", metavar="FILE", help="pCTR calibration (default MODEL_DIR/ctr_calibration.json)")
+    p.add_argument("--now", type=int, default=None, metavar="UNIX_SECONDS", help="time for schedules and daily caps (default: now)")
+    p.add_argument("--copy-url", default=None, metavar="URL", help="OpenAI-compatible server to phrase the copy (falls back to templates)")
+    p.add_argument("--copy-model", default="default", help="model name sent to --copy-url")
+    p.set_defaults(func=_cmd_promote)
+
+    p = sub.add_parser("calibrate-ctr", help="fit the pCTR calibration of a model on a temporal hold-out of events")
+    p.add_argument("--model", required=True, metavar="MODEL_DIR")
+    p.add_argument("--catalog", required=True, metavar="ITEMS")
+    p.add_argument("--events", required=True, metavar="EVENTS")
+    p.add_argument("--horizon-days", type=_positive_int, default=30, metavar="H", help="hold-out window (default 30)")
+    p.add_argument("--max-users", type=_positive_int, default=1000, metavar="N")
+    p.set_defaults(func=_cmd_calibrate_ctr)
+
+    from coldbrew.service.serve import add_serve_command  # argparse only; FastAPI loads on use
+
+    add_serve_command(sub)
+
+    p = sub.add_parser("chat", help="talk to the shopping assistant (one message per line on stdin)",
+                       description="An interactive shopping assistant in English or Chinese: find products,"
+                       " recommend, similar, compare, filter by price/colour/category, ask about a product,"
+                       " reset. Reads one message per line from stdin (a terminal or a pipe); 'quit' ends.")
+    p.add_argument("--model", required=True, metavar="MODEL_DIR")
+    p.add_argument("--k", type=_positive_int, default=5, metavar="K", help="products per answer (default 5)")
+    p.add_argument("--json", action="store_true", help="print each reply as one JSON line")
+    p.add_argument("--conversation", default="cli", metavar="ID", help="conversation ID (default 'cli')")
+    p.set_defaults(func=_cmd_chat)
 
     p = sub.add_parser("analytics", help="engagement report: retention, repeat purchases, activity, conversion, churn",
                        description="Write REPORT_DIR/report.md, analytics.json, retention.png and activity.png.")
