@@ -24,6 +24,8 @@ _SEED_BATCH = 50_000
 
 def seed_store(state: Any, path: Any) -> int:
     """Load an events file into the store (user IDs pseudonymised if configured); returns count."""
+    import numpy as np
+
     from coldbrew.data import load_events
     from coldbrew.storage.event_store import StoredEvent
 
@@ -31,7 +33,7 @@ def seed_store(state: Any, path: Any) -> int:
     log.info("%s", report.summary())
     total = 0
     for start in range(0, len(events), _SEED_BATCH):
-        part = events.take(slice(start, start + _SEED_BATCH))
+        part = events.take(np.arange(start, min(start + _SEED_BATCH, len(events))))
         rows = [
             StoredEvent(state.user_key(str(u)), str(i), int(t), str(e), None if v != v else float(v))
             for u, i, t, e, v in zip(part.user_ids, part.item_ids, part.timestamps, part.events, part.values)

@@ -1,0 +1,95 @@
+"""Background retraining: new version from stored events, atomic swap under load, versions."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+pytest.importorskip("fastapi")
+
+
+def _wait_for_job(client, timeout: float = 120.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        models = client.get("/v1/models").json()
+        if not any(v["status"] in ("queued", "training") for v in models["versions"]):
+            return models
+        time.sleep(0.05)
+    raise AssertionError("retrain did not finish in time")
+
+
+def test_retrain_swaps_atomically_while_requests_keep_succeeding(make_client, demo_events_csv) -> None:
+    c = make_client(seed_events=demo_events_csv)
+    statuses: list[int] = []
+    versions: set[str] = set()
+    stop = threading.Event()
+
+    def hammer(user: str) -> None:
+        while not stop.is_set():
+            r = c.get(f"/v1/users/{user}/recommendations", params={"k": 10})
+            statuses.append(r.status_code)
+            if r.status_code == 200:
+                body = r.json()
+                versions.add(body["model_version"])
+                assert len(body["items"]) == 10
+            s = c.get("/v1/items/tea-001/similar", params={"k": 5})
+            statuses.append(s.status_code)
+
+    threads = [threading.Thread(target=hammer, args=(u,)) for u in ("u001", "u002", "brand-new")]
+    for t in threads:
+        t.start()
+    try:
+        started = c.post("/v1/models/retrain")
+        assert started.status_code == 202
+        job = started.json()
+        assert job["status"] in ("queued", "training") and job["version"] == "v1"
+        # An item written during the retrain must survive the swap.
+        c.post("/v1/items", json={"item_id": "mid-1", "title": "Ceramic tea cups", "category": "Food > Tea"})
+        models = _wait_for_job(c)
+        time.sleep(0.3)  # a few requests on the new version
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert statuses and set(statuses) == {200}, f"failed requests during the swap: {set(statuses)}"
+    assert "v1" in versions
+    assert models["active"] == "v1"
+    entry = {v["version"]: v for v in models["versions"]}
+    assert entry["v1"]["status"] == "active" and entry["v0"]["status"] == "ready"
+    assert entry["v1"]["events"] == 1543 and entry["v1"]["items"] == 53
+    assert c.get("/v1/items/mid-1").status_code == 200
+    assert c.get("/healthz").json()["model_version"] == "v1"
+    assert 'coldbrew_model_info{version="v1"} 1.0' in c.get("/metrics").text
+
+
+def test_retrained_version_is_served_after_a_restart(make_client, demo_events_csv, model_dir) -> None:
+    c = make_client(seed_events=demo_events_csv)
+    c.delete("/v1/items/wine-001")
+    assert c.post("/v1/models/retrain").status_code == 202
+    assert _wait_for_job(c)["active"] == "v1"
+    assert (model_dir / "versions" / "v1" / "manifest.json").is_file()
+    again = make_client()
+    assert again.get("/healthz").json()["model_version"] == "v1"
+    assert again.get("/v1/items/wine-001").status_code == 404
+    assert [v["version"] for v in again.get("/v1/models").json()["versions"]] == ["v0", "v1"]
+
+
+def test_a_failed_retrain_keeps_the_active_model(client) -> None:
+    # No stored events at all: fitting must fail, and v0 keeps serving.
+    assert client.post("/v1/models/retrain").status_code == 202
+    models = _wait_for_job(client)
+    assert models["active"] == "v0"
+    failed = [v for v in models["versions"] if v["status"] == "failed"]
+    assert failed and "no events" in failed[0]["message"]
+    assert client.get("/v1/users/u001/recommendations").status_code == 200
+
+
+def test_one_retrain_at_a_time(make_client, demo_events_csv) -> None:
+    c = make_client(seed_events=demo_events_csv)
+    first = c.post("/v1/models/retrain").json()
+    second = c.post("/v1/models/retrain").json()
+    if second["status"] in ("queued", "training"):
+        assert second["job_id"] == first["job_id"]
+    _wait_for_job(c)
