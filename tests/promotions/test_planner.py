@@ -156,3 +156,15 @@ def test_ledger_round_trip(tmp_path) -> None:
     (tmp_path / "bad.json").write_text('{"impressions": [{"user_id": "u"}]}')
     with pytest.raises(DataError, match=r"impressions\[0\]"):
         InMemoryLedger.load(tmp_path / "bad.json")
+
+
+def test_excluded_products_are_never_placed(model) -> None:
+    from coldbrew.requests import Request
+
+    base = runner()
+    request = Request(base.request_id, base.user_id, base.history, exclude=("s3", "s2"))
+    promos = [Promotion("item", 1.0, 10.0, item_id="s3"), Promotion("cat", 1.0, 10.0, category="Running")]
+    planner = _planner(model, promos)
+    placements = planner.select(request, 2, now=NOW)
+    assert [(p.promotion_id, p.item_id) for p in placements] == [("cat", "s1")]
+    assert planner.skipped_["item"] == "no product of it in the catalog"

@@ -126,8 +126,9 @@ class PromotionPlanner:
                record: bool = True) -> list[Placement]:
         """Up to ``slots`` placements for the request's user, best first.
 
-        ``now`` (unix seconds, default the clock) decides schedules and daily caps. Why each
-        promotion was left out is in ``skipped_`` ({promotion_id: reason}).
+        ``now`` (unix seconds, default the clock) decides schedules and daily caps; products in
+        ``request.exclude`` are never placed. Why each promotion was left out is in
+        ``skipped_`` ({promotion_id: reason}).
         """
         if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
             raise DataError(f"slots: expected an integer >= 1, got {slots!r}")
@@ -135,10 +136,13 @@ class PromotionPlanner:
             raise DataError(f"language: expected 'en' or 'zh', got {language!r}")
         now = int(time.time()) if now is None else int(now)
         self.skipped_ = {}
+        excluded = self.model.item_map_.lookup(request.exclude) if request.exclude else np.zeros(0, np.int64)
         options: list[tuple[Promotion, np.ndarray]] = []
         for promo in self.promotions:
             reason = self._eligible(promo, request.user_id, now)
             items = self._items_of(promo) if reason is None else np.zeros(0, np.int64)
+            if len(excluded):  # e.g. deleted or out-of-stock products
+                items = items[~np.isin(items, excluded)]
             if reason is None and len(items) == 0:
                 reason = "no product of it in the catalog"
             if reason is not None:

@@ -33,6 +33,8 @@ class ServiceSettings:
     max_batch: most events or items in one POST.
     history_limit: most recent events of a user folded into each recommendation.
     seed_events: events file loaded into an empty store at start-up.
+    copy_url: an OpenAI-compatible server (``/v1/chat/completions``) that phrases promotion
+        copy; ``None`` (default): templates only. Any error falls back to the template.
     """
 
     model_dir: Path
@@ -46,6 +48,7 @@ class ServiceSettings:
     max_batch: int = 10_000
     history_limit: int = 200
     seed_events: Path | None = None
+    copy_url: str | None = None
     versions_dir: Path = field(default=Path(""))
 
     def __post_init__(self) -> None:

@@ -4,4 +4,4 @@ Each module exposes ``router = fastapi.APIRouter()`` with full paths (``/v1/...`
 endpoints, write a module and add its name to ``ROUTER_MODULES``.
 """
 
-ROUTER_MODULES = ["health", "events", "users", "items", "models", "reports", "chat", "search", "web"]
+ROUTER_MODULES = ["health", "events", "users", "items", "models", "reports", "chat", "search", "promotions", "analytics", "web"]
