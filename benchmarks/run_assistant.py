@@ -15,6 +15,7 @@ Slots are extracted with the *predicted* intent (end to end) and, separately, wi
 intent. Slot F1 is micro-averaged over (type, value) pairs.
 
     python benchmarks/run_assistant.py [--encoder use-multilingual-v3|hashing] [--json OUT]
+        [--latency-data ../shared/data]
 """
 
 from __future__ import annotations
@@ -94,11 +95,54 @@ def slot_scores(golds: list[set], preds: list[set]) -> dict:
     return out
 
 
+SCRIPT = ("show me candles", "cheaper ones", "only red ones", "how much is the second one?",
+          "similar to the first one", "compare the first and the second", "start over",
+          "给我看看蜡烛", "便宜点的", "第二个多少钱", "recommend something for me")
+
+
+def latency(data_dir: Path, conversations: int = 5) -> dict:
+    """Per-turn latency of a scripted conversation over a model fitted on uci_online_retail."""
+    import numpy as np
+
+    from coldbrew.assistant import Assistant
+    from coldbrew.assistant.cli import format_reply
+    from coldbrew.config import BlendConfig, FitConfig
+    from coldbrew.data import load_events
+    from coldbrew.pipeline import Recommender
+    from coldbrew.requests import HistoryEvent
+
+    catalog, _ = load_catalog(data_dir / "uci_online_retail" / "items.csv.gz")
+    events, _ = load_events(data_dir / "uci_online_retail" / "interactions.csv.gz")
+    started = time.perf_counter()
+    model = Recommender(FitConfig(blend=BlendConfig(tune=False))).fit(catalog, events, progress=False)
+    fitted = time.perf_counter() - started
+    assistant = Assistant(model)
+    history = tuple(HistoryEvent(str(i), int(t), "purchase") for i, t in
+                    zip(events.item_ids[:20], events.timestamps[:20]))
+    started = time.perf_counter()
+    assistant.reply("warm-up", "hello")
+    first = time.perf_counter() - started
+    times, transcript = [], []
+    for c in range(conversations):
+        for message in SCRIPT:
+            started = time.perf_counter()
+            reply = assistant.reply(f"c{c}", message, user_history=history if "recommend" in message else None)
+            times.append(time.perf_counter() - started)
+            if c == 0:
+                transcript.append(f"> {message}\n{format_reply(reply)}")
+    ms = 1000 * np.asarray(times)
+    return {"items": len(catalog), "fit_seconds": fitted, "first_reply_seconds": first, "turns": len(times),
+            "median_ms": float(np.median(ms)), "p95_ms": float(np.percentile(ms, 95)), "max_ms": float(ms.max()),
+            "transcript": transcript}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--encoder", default="use-multilingual-v3", help="text encoder of the intent classifier")
     parser.add_argument("--eval", default=str(EVAL), help="evaluation set (JSON Lines)")
     parser.add_argument("--json", default=None, help="also write the figures as JSON here")
+    parser.add_argument("--latency-data", default=None, metavar="DIR",
+                        help="also time a scripted conversation over a model fitted on DIR/uci_online_retail")
     args = parser.parse_args(argv)
 
     rows = read_eval(Path(args.eval))
@@ -149,6 +193,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {t} | {e['support']} | {e['precision']:.3f} | {e['recall']:.3f} | {e['f1']:.3f} | {o['f1']:.3f} |")
     print("\nconfusions (gold->predicted: count): " + ", ".join(f"{k}: {v}" for k, v in result["confusion"].items()))
     print(f"\nclassifier trained in {trained:.1f} s (incl. loading the encoder); {result['ms_per_utterance']:.1f} ms per utterance")
+    if args.latency_data:
+        result["latency"] = lat = latency(Path(args.latency_data))
+        print(f"\nlatency on uci_online_retail ({lat['items']:,} items; model fitted in {lat['fit_seconds']:.0f} s):"
+              f" first reply {lat['first_reply_seconds']:.1f} s (loads the encoder, trains the intent head);"
+              f" then {lat['turns']} scripted turns: median {lat['median_ms']:.0f} ms, p95 {lat['p95_ms']:.0f} ms,"
+              f" max {lat['max_ms']:.0f} ms per turn\n")
+        print("\n".join(lat["transcript"]))
     if args.json:
         Path(args.json).write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
     return 0

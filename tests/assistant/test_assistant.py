@@ -49,7 +49,7 @@ def test_chinese_conversation(assistant):
     found = assistant.reply("zh", "给我看看蜡烛")
     assert found.intent == "find_products" and found.language == "zh"
     assert found.items and all(i.item_id.startswith("c") for i in found.items)
-    assert "找到" in found.text
+    assert "找到" in found.text and "蜡烛" in found.text
     cheaper = assistant.reply("zh", "便宜点的")
     assert cheaper.intent == "filter" and cheaper.items
     assert max(_prices(cheaper)) < max(_prices(found)) and "便宜" in cheaper.text

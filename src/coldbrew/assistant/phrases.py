@@ -22,10 +22,11 @@ PHRASES: dict[str, dict[str, str]] = {
         "which_item": "Which product do you mean? Give part of its name or say \"the first one\".",
         "bad_position": "There is no number {position}: I showed {count} product(s) last.",
         "compare_need_two": "Which two products should I compare? For example \"compare the first and the second\".",
-        "compare": "{a} costs {pa} and {b} costs {pb}{cheaper}. {a} is in {ca}, {b} in {cb}{brands}.",
+        "compare": "{a} costs {pa} and {b} costs {pb}{cheaper}.{categories}{brands}",
         "compare_cheaper": "; {title} is cheaper by {diff}",
         "compare_same_price": "; they cost the same",
-        "compare_brands": "; brands: {ba} and {bb}",
+        "compare_brands": " Brands: {ba} and {bb}.",
+        "compare_categories": " {a} is in {ca}, {b} in {cb}.",
         "price": "{title} costs {price}.",
         "price_unknown": "I don't have a price for {title}.",
         "brand": "{title} is made by {brand}.",
@@ -64,10 +65,11 @@ PHRASES: dict[str, dict[str, str]] = {
         "which_item": "你指的是哪件商品？可以说出名称的一部分，或者说“第一个”。",
         "bad_position": "我只展示了 {count} 件商品，没有第 {position} 个。",
         "compare_need_two": "要比较哪两件商品？比如“比较第一个和第二个”。",
-        "compare": "{a} 售价 {pa}，{b} 售价 {pb}{cheaper}。{a} 属于 {ca}，{b} 属于 {cb}{brands}。",
+        "compare": "{a} 售价 {pa}，{b} 售价 {pb}{cheaper}。{categories}{brands}",
         "compare_cheaper": "，{title} 便宜 {diff}",
         "compare_same_price": "，两者价格相同",
-        "compare_brands": "；品牌分别是 {ba} 和 {bb}",
+        "compare_brands": "品牌分别是 {ba} 和 {bb}。",
+        "compare_categories": "{a} 属于 {ca}，{b} 属于 {cb}。",
         "price": "{title} 的价格是 {price}。",
         "price_unknown": "目录里没有 {title} 的价格。",
         "brand": "{title} 的品牌是 {brand}。",
@@ -114,6 +116,13 @@ def format_price(value: float | None, currency: str = "£") -> str:
     return f"{currency}{value:,.2f}".replace(".00", "")
 
 
+def _zh_word(term: str) -> str:
+    """The first Chinese word of the vocabulary for an English product term (else the term)."""
+    from coldbrew.assistant.slots import lexicon
+
+    return next((zh for zh, en in lexicon()["zh_to_en"].items() if en == term), term)
+
+
 def _plural(word: str) -> str:
     if word.endswith(("s", "x", "ch", "sh")):
         return word + "es"
@@ -129,6 +138,8 @@ def describe_filters(language: str, *, category: str | None = None, product: tup
     "红色candle（Home > Decor，£20以内）"; ``n`` picks the English singular or plural.
     """
     zh = language == "zh"
+    if zh and product:
+        product = tuple(_zh_word(p) for p in product)
     if product:
         noun = " ".join(product[:-1] + ((product[-1] if n == 1 or zh else _plural(product[-1])),))
     else:

@@ -252,9 +252,10 @@ class Assistant:
         catalog = self._model.catalog_
         ba, bb = (str(catalog.brands[self._position[x]]) for x in (a, b))
         brands = say(lang, "compare_brands", ba=ba, bb=bb) if ba and bb and ba != bb else ""
-        ca, cb = (str(catalog.categories[self._position[x]]) or "?" for x in (a, b))
+        ca, cb = (str(catalog.categories[self._position[x]]) for x in (a, b))
+        categories = say(lang, "compare_categories", a=self._title(a), b=self._title(b), ca=ca, cb=cb) if ca and cb else ""
         text = say(lang, "compare", a=self._title(a), b=self._title(b), pa=format_price(pa, self.currency),
-                   pb=format_price(pb, self.currency), cheaper=cheaper, ca=ca, cb=cb, brands=brands)
+                   pb=format_price(pb, self.currency), cheaper=cheaper, categories=categories, brands=brands)
         state.focus = None
         reason = "compared" if lang == "en" else "比较"
         return text, [self._item(a, 0.0, reason), self._item(b, 0.0, reason)]
