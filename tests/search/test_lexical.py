@@ -33,3 +33,23 @@ def test_parameters_are_validated():
         LexicalIndex(k1=-1)
     with pytest.raises(ValueError, match="k must"):
         LexicalIndex().search([["a"]], 0)
+
+
+def test_replace_changes_a_documents_tokens():
+    index = LexicalIndex()
+    index.add([["red", "wine"], ["green", "tea"]])
+    assert index.search([["oolong"]], 1)[1].tolist() == [[-1]]
+    index.replace([1], [["oolong", "tea"]])
+    assert not index.current
+    assert index.search([["oolong"]], 1)[1].tolist() == [[1]] and index.current
+
+
+def test_large_indexes_rebuild_in_the_background():
+    index = LexicalIndex(background_above=2)
+    index.add([["red", "wine"], ["green", "tea"], ["tea", "pot"]])
+    assert index.search([["tea"]], 3)[1][0].tolist()[:2] == [1, 2]  # first build: synchronous
+    index.add([["oolong", "tea"]])
+    index.search([["oolong"]], 2)  # the previous matrix answers while the new one is built
+    index.wait()
+    assert index.current
+    assert index.search([["oolong"]], 2)[1].tolist() == [[3, -1]]

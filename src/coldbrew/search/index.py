@@ -137,8 +137,9 @@ class SearchIndex:
         """Bring the index up to date with the model's catalog; returns True if anything changed.
 
         A replaced catalog object (``add_items``) is compared text by text: appended products
-        are tokenised alone, changed ones re-tokenised, and the BM25 matrix rebuilt. Call with
-        ``force=True`` after changing the catalog or text vectors *in place*.
+        are tokenised alone, changed ones re-tokenised, and the BM25 matrix rebuilt (in the
+        background above 20,000 products, see ``LexicalIndex``). Call with ``force=True`` after
+        changing the catalog or text vectors *in place*.
         """
         with self._lock:
             model = self.model
@@ -147,20 +148,16 @@ class SearchIndex:
             if force or catalog is not self._catalog:
                 texts = catalog.texts()
                 n = len(self._texts)
-                if len(texts) >= n and texts[:n] == self._texts:
-                    if len(texts) > n:
-                        self._lexical.add(self._documents(catalog.titles[n:], texts[n:]))
-                        changed = True
-                else:
-                    docs = []
-                    for i, text in enumerate(texts):
-                        if i < n and text == self._texts[i]:
-                            docs.append(self._lexical.tokens(i))
-                        else:
-                            docs.extend(self._documents(catalog.titles[i : i + 1], [text]))
+                if len(texts) < n:  # fewer products than before: a different catalog
                     self._lexical = LexicalIndex(self.config.bm25_k1, self.config.bm25_b)
-                    self._lexical.add(docs)
-                    changed = True
+                    self._texts, n = [], 0
+                edited = [i for i in range(n) if texts[i] != self._texts[i]]
+                if edited:
+                    titles = [catalog.titles[i] for i in edited]
+                    self._lexical.replace(edited, self._documents(titles, [texts[i] for i in edited]))
+                if len(texts) > n:
+                    self._lexical.add(self._documents(catalog.titles[n:], texts[n:]))
+                changed = bool(edited) or len(texts) > n
                 self._texts = texts
                 self._catalog = catalog
             changed = self._semantic.sync(model.text_vectors_, force) or changed
