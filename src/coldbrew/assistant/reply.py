@@ -79,6 +79,10 @@ class Reply:
         }
 
 
+_History = tuple[HistoryEvent, ...]
+_Answer = tuple[str, list[ReplyItem]]  # the reply text and its products
+
+
 class Assistant:
     """A multi-turn shopping assistant over a fitted recommender.
 
@@ -160,7 +164,8 @@ class Assistant:
         with self._lock:
             return self._reply(conversation_id, message, user_history, k, unavailable)
 
-    def _reply(self, conversation_id, message, user_history, k, unavailable) -> Reply:
+    def _reply(self, conversation_id: str | None, message: str, user_history: Sequence[HistoryEvent] | None,
+               k: int | None, unavailable: Collection[str]) -> Reply:
         if not isinstance(message, str) or not message.strip():
             raise DataError("field 'message': expected a non-empty string")
         if len(message) > MAX_MESSAGE_CHARS:
@@ -189,7 +194,7 @@ class Assistant:
                      float(confidence[0]), state.filters())
 
     # ------------------------------------------------------------------ intents
-    def _on_find_products(self, state, slots: Slots, message, history, k):
+    def _on_find_products(self, state: DialogueState, slots: Slots, message: str, history: _History, k: int) -> _Answer:
         if slots.category or slots.product or slots.keywords:
             state.clear()
             state.category, state.product, state.keywords = slots.category, slots.product, slots.keywords
@@ -198,7 +203,7 @@ class Assistant:
             state.query = message
         return self._refine(state, slots, history, k)
 
-    def _on_filter(self, state, slots: Slots, message, history, k):
+    def _on_filter(self, state: DialogueState, slots: Slots, message: str, history: _History, k: int) -> _Answer:
         if state.query is None and not state.last_items and not (slots.category or slots.product):
             if slots.min_price is None and slots.max_price is None and slots.colour is None:
                 return say(state.language, "no_results_yet"), []
@@ -206,7 +211,7 @@ class Assistant:
             state.product = slots.product
         return self._refine(state, slots, history, k)
 
-    def _on_recommend(self, state, slots: Slots, message, history, k):
+    def _on_recommend(self, state: DialogueState, slots: Slots, message: str, history: _History, k: int) -> _Answer:
         state.clear()
         state.category = slots.category
         state.product = slots.product
@@ -216,7 +221,7 @@ class Assistant:
         key = "recommend" if history else "recommend_cold"
         return say(state.language, key, n=len(items), what=self._phrase(state, n=len(items))), items
 
-    def _on_similar(self, state, slots: Slots, message, history, k):
+    def _on_similar(self, state: DialogueState, slots: Slots, message: str, history: _History, k: int) -> _Answer:
         target, problem = self._resolve(state, slots, 1)
         if problem:
             return problem, []
@@ -235,7 +240,7 @@ class Assistant:
         what = describe_filters(state.language, min_price=lo, max_price=hi, colour=slots.colour, currency=self.currency, n=len(items))
         return say(state.language, "similar", n=len(items), title=self._title(item_id), what=what), items
 
-    def _on_compare(self, state, slots: Slots, message, history, k):
+    def _on_compare(self, state: DialogueState, slots: Slots, message: str, history: _History, k: int) -> _Answer:
         targets, problem = self._resolve(state, slots, 2)
         if problem:
             return problem, []
@@ -260,7 +265,7 @@ class Assistant:
         reason = "compared" if lang == "en" else "比较"
         return text, [self._item(a, 0.0, reason), self._item(b, 0.0, reason)]
 
-    def _on_ask_attribute(self, state, slots: Slots, message, history, k):
+    def _on_ask_attribute(self, state: DialogueState, slots: Slots, message: str, history: _History, k: int) -> _Answer:
         target, problem = self._resolve(state, slots, 1)
         if problem:
             return problem, []
@@ -269,20 +274,20 @@ class Assistant:
         text = self._answer(item_id, slots.attribute or "description", state.language)
         return text, [self._item(item_id, 0.0, slots.attribute or "description")]
 
-    def _on_reset(self, state, slots, message, history, k):
+    def _on_reset(self, state: DialogueState, slots: Slots, message: str, history: _History, k: int) -> _Answer:
         state.clear()
         return say(state.language, "reset"), []
 
-    def _on_greeting(self, state, slots, message, history, k):
+    def _on_greeting(self, state: DialogueState, slots: Slots, message: str, history: _History, k: int) -> _Answer:
         low = message.lower()
         key = "bye" if _BYE.search(low) else "thanks" if _THANKS.search(low) else "hello"
         return say(state.language, key), []
 
-    def _on_other(self, state, slots, message, history, k):
+    def _on_other(self, state: DialogueState, slots: Slots, message: str, history: _History, k: int) -> _Answer:
         return say(state.language, "other"), []
 
     # ------------------------------------------------------------------ searching
-    def _refine(self, state: DialogueState, slots: Slots, history, k: int):
+    def _refine(self, state: DialogueState, slots: Slots, history: _History, k: int) -> _Answer:
         """Merge the message's filters into the state, search, and describe the result."""
         before = dict(state.__dict__)
         if slots.category:
@@ -304,7 +309,8 @@ class Assistant:
             return say(lang, "relaxed", dropped=" ".join(state.product), what=self._phrase(state, with_product=False, n=len(items))), items
         return say(lang, "found", n=len(items), what=what), items
 
-    def _relative(self, state: DialogueState, direction: str, history, k: int, before: dict):
+    def _relative(self, state: DialogueState, direction: str, history: _History, k: int,
+                  before: dict[str, Any]) -> _Answer:
         """ "Cheaper ones" / "pricier ones": beyond every price shown, else beyond their median."""
         lang = state.language
         prices = [p for p in (self._price(i) for i in state.last_items) if p is not None]
@@ -327,11 +333,12 @@ class Assistant:
         return say(lang, "no_cheaper" if lower else "no_pricier", what=self._phrase(state, with_price=False)), []
 
     @staticmethod
-    def _restore(state: DialogueState, before: dict) -> None:
+    def _restore(state: DialogueState, before: dict[str, Any]) -> None:
         """Undo a refinement that matched nothing (the shopper keeps their last results)."""
         state.__dict__.update(before)
 
-    def _mask(self, category, product, lo, hi, colour) -> np.ndarray:
+    def _mask(self, category: str | None, product: tuple[str, ...], lo: float | None, hi: float | None,
+              colour: str | None) -> np.ndarray:
         """Items (n_items,) bool passing hard filters; sets ``_product_matched``."""
         catalog = self._model.catalog_
         n = len(catalog)
@@ -361,7 +368,7 @@ class Assistant:
         patterns = [re.compile(rf"\b{re.escape(w)}" if w.isascii() else re.escape(w)) for w in words]
         return np.array([any(p.search(t) for p in patterns) for t in self._item_text], dtype=bool)
 
-    def _search(self, state: DialogueState, history, k: int) -> list[ReplyItem]:
+    def _search(self, state: DialogueState, history: _History, k: int) -> list[ReplyItem]:
         """Rank the items passing the state's filters with the recommender."""
         keep = self._mask(state.category, state.product, state.min_price, state.max_price, state.colour)
         if not keep.any():
