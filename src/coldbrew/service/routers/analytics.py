@@ -35,9 +35,14 @@ class ChurnOut(BaseModel):
     as_of: str
 
 
+def _count(state: ServiceState) -> int:
+    """Events in the store (cheap: the cache key)."""
+    return int(state.store.snapshot(with_events=False).n_events)
+
+
 def _events(state: ServiceState) -> Any:
-    snapshot = state.store.snapshot(with_events=True)
-    return snapshot.n_events, snapshot.events
+    """Every stored event (``Events``), read only when a cached result is stale."""
+    return state.store.snapshot(with_events=True).events
 
 
 def _cached(state: ServiceState, name: str, n_events: int, compute: Any) -> Any:
@@ -62,15 +67,16 @@ def analytics(
 ) -> dict[str, Any]:
     from coldbrew.analytics.report import AnalyticsConfig, analytics_summary
 
-    n_events, events = _events(state)
-    if not n_events or events is None or len(events) == 0:
+    n_events = _count(state)
+    if not n_events:
         report_dir = state.settings.report_dir
         path = Path(report_dir) / "analytics.json" if report_dir is not None else None
         if path is not None and path.is_file():
             return json.loads(path.read_text(encoding="utf-8")) | {"source": "report"}
         raise ApiError(404, "no events stored yet: POST /v1/events first (or run coldbrew analytics into the report directory)")
     config = AnalyticsConfig(cohort=cohort, conversion_days=conversion_days)
-    summary = _cached(state, f"summary:{cohort}:{conversion_days}", n_events, lambda: analytics_summary(events, config))
+    summary = _cached(state, f"summary:{cohort}:{conversion_days}", n_events,
+                      lambda: analytics_summary(_events(state), config))
     return summary | {"source": "event store"}
 
 
@@ -86,19 +92,20 @@ def churn(
     from coldbrew.analytics.churn import ChurnConfig
     from coldbrew.analytics.report import churn_scores
 
-    n_events, events = _events(state)
-    if not n_events or events is None or len(events) == 0:
+    n_events = _count(state)
+    if not n_events:
         raise ApiError(404, "no events stored yet: churn risk needs an activity history")
 
-    def compute() -> dict[str, float]:
+    def compute() -> tuple[dict[str, float], str]:
+        events = _events(state)
         try:
-            return churn_scores(events, ChurnConfig(horizon_days=horizon_days))
+            scores = churn_scores(events, ChurnConfig(horizon_days=horizon_days))
         except DataError as exc:
             raise ApiError(422, f"field 'horizon_days': {exc}", "horizon_days") from None
+        return scores, pd.Timestamp(int(events.timestamps.max()), unit="s").strftime("%Y-%m-%d")
 
-    scores = _cached(state, f"churn:{horizon_days}", n_events, compute)
+    scores, as_of = _cached(state, f"churn:{horizon_days}", n_events, compute)
     risk = scores.get(state.user_key(user_id))
     if risk is None:
         raise ApiError(404, f"user '{user_id}' has no activity in the last year of stored events", "user_id")
-    as_of = pd.Timestamp(int(events.timestamps.max()), unit="s").strftime("%Y-%m-%d")
     return ChurnOut(user_id=user_id, churn_risk=round(float(risk), 6), horizon_days=horizon_days, as_of=as_of)
