@@ -564,9 +564,16 @@
     return out;
   }
 
+  /** Warm users first, then new items, then new users by the number of events revealed. */
+  function bySegment(a, b) {
+    const rank = (s) => [s.startsWith("warm") ? 0 : s.includes("item") ? 1 : 2, parseFloat((s.split("@")[1] || "0")) || 0, s];
+    const [x, y] = [rank(a), rank(b)];
+    return x[0] - y[0] || x[1] - y[1] || x[2].localeCompare(y[2]);
+  }
+
   function resultsTable(results, metric) {
     const models = Object.keys(results);
-    const segments = Array.from(new Set(models.flatMap((m) => Object.keys(results[m] || {}))));
+    const segments = Array.from(new Set(models.flatMap((m) => Object.keys(results[m] || {})))).sort(bySegment);
     const best = {};
     for (const s of segments) {
       best[s] = Math.max(...models.map((m) => ((results[m] || {})[s] || {})[metric] ?? -Infinity));
