@@ -99,8 +99,9 @@ def main(argv: list[str] | None = None) -> None:
         report = model.fit_report_.get("ranker", {})
         reports[kind] = report
         timings[kind] = {"time": {"fit_s": t1 - t0, "ranker_fit_s": report.get("seconds", 0.0), "recommend_s": t2 - t1}}
-        print(f"  {kind}: fit {t1 - t0:.1f}s, add_items+recommend {t2 - t1:.1f}s; ranker: {json.dumps(report)}",
-              flush=True)
+        ndcg = ", ".join(f"{name} {row[f'ndcg@{args.k}']:.4f}" for name, row in results[kind].items())
+        print(f"  {kind}: NDCG@{args.k} {ndcg}; fit {t1 - t0:.1f}s, add_items+recommend {t2 - t1:.1f}s;"
+              f" ranker: {json.dumps(report)}", flush=True)
     print()
     print(markdown_table(results, [f"ndcg@{args.k}", f"recall@{args.k}"]))
     print()

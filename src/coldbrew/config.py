@@ -306,13 +306,15 @@ class RankerConfig:
 
     ``kind``: ``"none"`` (the blend's order, default), ``"multitask"`` (a numpy MLP with a
     shared trunk and click / purchase / category heads) or ``"lambdarank"`` (LightGBM
-    ``LGBMRanker``). At fit time the ranker is trained on the same temporal hold-out as the
-    blend tuning (``blend.validation_share``): parts fitted on the earlier events, the blend's
-    top ``candidates`` items per hold-out request (up to ``max_users`` warm users, new users
-    with their first 1 and ``max_reveal`` events, and users buying items first seen in the
-    hold-out) labelled by what those users did next. ``validation_groups`` of the requests
-    drive early stopping (``patience`` epochs); with ``require_gain`` the ranker is kept only
-    when it beats the blend's own order on them (NDCG@20), else the blend's order is used.
+    ``LGBMRanker``). At fit time the ranker is trained on two successive hold-out periods at
+    the end of the fit events, each ``blend.validation_share`` long: parts fitted on the
+    events before a period, the blend's top ``candidates`` items per request of the period
+    (up to ``max_users`` warm users, new users with their first 1 and ``max_reveal`` events,
+    and users buying items first seen in the period) labelled by what those users did next.
+    The first period trains, the later one validates: early stopping (``patience`` epochs)
+    and, with ``require_gain``, a gate per request kind (warm users, new users with at most
+    ``max_reveal`` items, new-item shelves): the ranker orders a kind only where it beat the
+    blend's own order (NDCG@20) on the validation requests of that kind.
     Multitask: ``epochs``, ``hidden`` units (two layers: ``hidden``, ``hidden // 2``),
     ``learning_rate`` (Adam), ``batch_groups`` requests per step, ``weight_decay`` (L2);
     loss = ``click_weight`` x listwise softmax + ``purchase_weight`` x BCE +
@@ -327,7 +329,6 @@ class RankerConfig:
     candidates: int = 100
     max_users: int = 1000
     max_reveal: int = 3
-    validation_groups: float = 0.2
     require_gain: bool = True
     epochs: int = 40
     hidden: int = 64
@@ -358,8 +359,6 @@ class RankerConfig:
         for name in ("patience", "categories", "text_codes"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"ranker.{name}: expected an integer >= 0, got {getattr(self, name)!r}")
-        if not 0.0 < self.validation_groups < 1.0:
-            raise ConfigError(f"ranker.validation_groups: expected a number in (0, 1), got {self.validation_groups!r}")
         for name in ("learning_rate", "lgbm_learning_rate", "click_weight"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"ranker.{name}: expected a number > 0, got {getattr(self, name)!r}")

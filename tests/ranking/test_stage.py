@@ -150,7 +150,7 @@ def test_purchase_label_uses_purchases_or_ratings_when_they_differ_from_clicks()
 
 @pytest.mark.parametrize("raw, key", [
     ({"kind": "forest"}, "ranker.kind"), ({"candidates": 0}, "ranker.candidates"),
-    ({"validation_groups": 1.5}, "ranker.validation_groups"), ({"learning_rate": 0}, "ranker.learning_rate"),
+    ({"max_reveal": 0}, "ranker.max_reveal"), ({"learning_rate": 0}, "ranker.learning_rate"),
     ({"purchase_blend": -1.0}, "ranker.purchase_blend"), ({"typo": 1}, "typo"),
 ])
 def test_ranker_config_errors_name_the_key(raw, key):
@@ -173,3 +173,32 @@ def test_retrieval_path_reranks_too(fitted):
         assert b.scores == sorted(b.scores, reverse=True)
         assert len(set(a.items) & set(b.items)) >= 3  # same ranker, near-identical standardisation
     assert not {"shoes0", "shoes1"} & set(retrieved[0].items)
+
+
+def test_closed_gates_keep_the_blend_order(fitted):
+    stage = fitted.reranker_
+    saved = dict(stage.gates)
+    try:
+        stage.gates = dict.fromkeys(saved, False)
+        gated = fitted.recommend(_requests(), k=5)
+        fitted.reranker_ = None
+        blend = fitted.recommend(_requests(), k=5)
+    finally:
+        fitted.reranker_ = stage
+        stage.gates = saved
+    assert [r.items for r in gated] == [r.items for r in blend]
+    assert [r.scores for r in gated] == [r.scores for r in blend]
+
+
+def test_request_kinds_from_features():
+    from coldbrew.ranking.features import feature_names
+    from coldbrew.ranking.stage import request_kinds
+
+    col = {n: j for j, n in enumerate(feature_names(0))}
+    x = np.zeros((5, len(col)), np.float32)
+    x[:2, col["user_warmth"]] = np.log1p(10.0)  # warm user, mixed items
+    x[1, col["is_new_item"]] = 1.0
+    x[2:3, col["user_warmth"]] = np.log1p(1.0)  # one-event user
+    x[3:, col["user_warmth"]] = np.log1p(10.0)  # warm user on a new-arrivals shelf
+    x[3:, col["is_new_item"]] = 1.0
+    assert request_kinds(x, np.array([2, 1, 2]), max_reveal=3).tolist() == ["warm_users", "new_users", "new_items"]

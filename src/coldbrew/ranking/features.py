@@ -29,6 +29,7 @@ __all__ = [
     "FEATURE_NAMES",
     "ItemTable",
     "UserTable",
+    "category_classes",
     "category_labels",
     "category_match",
     "category_share",
@@ -151,16 +152,22 @@ def primary_categories(categories: Sequence[str], top: int) -> tuple[np.ndarray,
     Returns ``(classes int64 (n_items,), names)``: ``-1`` for items without a category or
     whose category is not among the ``top`` (those are ignored by the category head).
     """
-    first = []
-    for raw in categories:
-        text = "" if raw is None else str(raw)
-        part = text.split("|")[0].split(">")[0].strip().lower()
-        first.append(part)
+    first = [_first_category(raw) for raw in categories]
     names, counts = np.unique(np.asarray([f for f in first if f], dtype=object), return_counts=True)
     order = np.argsort(-counts, kind="stable")[:top]
     kept = [str(names[o]) for o in order]
-    index = {name: j for j, name in enumerate(kept)}
-    return np.asarray([index.get(f, -1) for f in first], dtype=np.int64), kept
+    return category_classes(categories, kept), kept
+
+
+def category_classes(categories: Sequence[str], names: Sequence[str]) -> np.ndarray:
+    """Class index (into ``names``) of each item's first category, int64; -1 when not listed."""
+    index = {name: j for j, name in enumerate(names)}
+    return np.asarray([index.get(_first_category(raw), -1) for raw in categories], dtype=np.int64)
+
+
+def _first_category(raw) -> str:
+    text = "" if raw is None else str(raw)
+    return text.split("|")[0].split(">")[0].strip().lower()
 
 
 def typical_price(history: sp.csr_matrix, prices: np.ndarray) -> np.ndarray:

@@ -1,19 +1,21 @@
 """The re-ranking stage of the pipeline: how a ranker is trained at fit time and used after.
 
-Training (:func:`train_stage`), the same hold-out pattern as :mod:`coldbrew.models.tuning`
-(never any test data): the fit events are cut at the ``1 - blend.validation_share`` time
-quantile; the recommender's parts are fitted on the earlier events (with the already tuned
-configuration); requests are built for the later events, the way the product meets them:
+Training (:func:`train_stage`), the hold-out pattern of :mod:`coldbrew.models.tuning` (never
+any test data), over two successive periods at the end of the fit events: parts fitted on
+the events before a period (with the already tuned configuration), requests built for the
+period's events, the way the product meets them:
 
 * warm users (history = their earlier events), ranking all items;
-* new users first seen in the hold-out, with their first event, and again with their first
+* new users first seen in the period, with their first event, and again with their first
   ``max_reveal`` events, as history;
-* users who bought items first seen in the hold-out, ranking only those new items;
+* users who bought items first seen in the period, ranking only those new items;
 
 each request's top ``candidates`` blended items become one group, labelled with what the
-user did next (see :mod:`coldbrew.ranking.base` for the label columns). Mixing the segments
-lets the ranker learn *when* to trust content, co-occurrence or CF: user warmth, item warmth
-and the bridged-item flag are features.
+user did next (see :mod:`coldbrew.ranking.base` for the label columns). The first period
+trains, the second (later) one validates: early stopping, and a gate per request kind
+(the ranker orders only the kinds of request where it beat the blend). Mixing the
+segments lets the ranker learn *when* to trust content, co-occurrence or CF: user warmth,
+item warmth and the bridged-item flag are features.
 
 The **purchase** label: a purchase/order event, or a rating >= 4. Where (nearly) every
 positive event is already a purchase (retail logs such as UCI Online Retail) or none is,
@@ -40,6 +42,7 @@ from coldbrew.ranking.base import RankingData, grouped_ndcg
 from coldbrew.ranking.features import (
     ItemTable,
     UserTable,
+    category_classes,
     category_labels,
     category_share,
     days_since,
@@ -59,6 +62,7 @@ _CHUNK = 512
 _CODE_SAMPLE = 20_000
 _MIN_GROUPS = 20
 _STRONG_EVENTS = ("purchase", "order")
+_KINDS = ("warm_users", "new_users", "new_items")
 
 
 def make_ranker(config: RankerConfig, n_categories: int = 0, progress: bool | None = None):
@@ -96,11 +100,15 @@ class RerankStage:
     code_mean: float32 (d,) and ``code_basis`` float32 (d, n_codes): item text codes.
     category_names: the category head's classes (most frequent primary categories).
     item_counts: float32 (n_fit_items,) distinct users per item at fit; later items count 0.
+    gates: request kind (see :func:`request_kinds`) -> whether the ranker orders it (the
+        blend's order is kept for the others); default: every kind.
     """
 
     def __init__(self, config: RankerConfig, ranker, code_mean: np.ndarray, code_basis: np.ndarray,
-                 category_names: Sequence[str], item_counts: np.ndarray) -> None:
+                 category_names: Sequence[str], item_counts: np.ndarray,
+                 gates: dict[str, bool] | None = None) -> None:
         self.config = config
+        self.gates = dict(gates) if gates is not None else dict.fromkeys(_KINDS, True)
         self.ranker = ranker
         self.code_mean = np.asarray(code_mean, dtype=np.float32)
         self.code_basis = np.asarray(code_basis, dtype=np.float32)
@@ -177,8 +185,15 @@ class RerankStage:
         """Scores (n, n_items): ranker scores on each row's top candidates, -inf elsewhere."""
         rows, items = candidate_pairs(total, max(self.config.candidates, k))
         out = np.full(total.shape, -np.inf, dtype=np.float32)
-        if len(rows):
-            out[rows, items] = self.ranker.score(self.features(model, requests, batch, sources, total, rows, items))
+        if not len(rows):
+            return total
+        x = self.features(model, requests, batch, sources, total, rows, items)
+        out[rows, items] = self.ranker.score(x)
+        sizes = np.bincount(rows, minlength=len(total))
+        present = np.flatnonzero(sizes)
+        kinds = request_kinds(x, sizes[present], self.config.max_reveal)
+        keep_blend = present[np.array([not self.gates.get(kind, False) for kind in kinds], dtype=bool)]
+        out[keep_blend] = total[keep_blend]
         return out
 
     def rerank_pool(self, model: Recommender, users: UserTable, r: int, pool: np.ndarray, total: np.ndarray,
@@ -199,6 +214,8 @@ class RerankStage:
         rows = np.full(len(top), r, dtype=np.int64)
         x = pair_features(rows, items, total[top], source_z[top], model.text_vectors_[items] @ text_vector,
                           users, self.item_table(model))
+        if not len(top) or not self.gates.get(request_kinds(x, np.array([len(top)]), self.config.max_reveal)[0], False):
+            return total
         out[top] = self.ranker.score(x)
         return out
 
@@ -208,7 +225,7 @@ class RerankStage:
         meta, arrays, texts = self.ranker.state()
         arrays = dict(arrays, code_mean=self.code_mean, code_basis=self.code_basis, item_counts=self.item_counts)
         meta = {"kind": self.config.kind, "feature_names": list(self.feature_names),
-                "category_names": self.category_names, "ranker": meta}
+                "category_names": self.category_names, "gates": self.gates, "ranker": meta}
         return meta, arrays, texts
 
     @classmethod
@@ -221,7 +238,7 @@ class RerankStage:
         ranker = _ranker_class(kind).from_state(config, meta.get("ranker", {}), arrays, texts)
         try:
             stage = cls(config, ranker, arrays["code_mean"], arrays["code_basis"],
-                        meta.get("category_names", []), arrays["item_counts"])
+                        meta.get("category_names", []), arrays["item_counts"], meta.get("gates"))
         except KeyError as exc:
             raise ValueError(f"ranker state: array {exc} is missing") from None
         if list(stage.feature_names) != list(meta.get("feature_names", [])):
@@ -280,10 +297,29 @@ def _code_basis(vectors: np.ndarray, n_codes: int, seed: int) -> tuple[np.ndarra
     return mean, vt[:n_codes].T.astype(np.float32)
 
 
+def request_kinds(features: np.ndarray, groups: np.ndarray, max_reveal: int) -> np.ndarray:
+    """Which gate each group (request) falls under, from its own features; object (n_groups,).
+
+    ``"new_items"`` when every candidate is a bridged new item (a new-arrivals shelf),
+    else ``"new_users"`` when the user has at most ``max_reveal`` distinct history items,
+    else ``"warm_users"``.
+    """
+    names = feature_names(0)
+    warmth, new = names.index("user_warmth"), names.index("is_new_item")
+    starts = np.concatenate([[0], np.cumsum(groups)[:-1]]).astype(np.int64)
+    if len(features) == 0:
+        return np.zeros(0, dtype=object)
+    all_new = np.minimum.reduceat(features[:, new], starts) > 0.5
+    n_history = np.expm1(features[starts, warmth])
+    kinds = np.where(n_history <= max_reveal + 1e-6, "new_users", "warm_users").astype(object)
+    kinds[all_new] = "new_items"
+    return kinds
+
+
 def _groups_for(inner: Recommender, stage: RerankStage, requests: list[Request], relevant: list[set[str]],
-                strong: set[tuple[str, str]], classes: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray], list[int], list[str]]:
-    """Features, labels, sizes and user ids of the groups of one segment's requests."""
-    feats, labels, sizes, users = [], [], [], []
+                strong: set[tuple[str, str]], classes: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
+    """Features, labels and sizes of the groups of one segment's requests."""
+    feats, labels, sizes = [], [], []
     for start in range(0, len(requests), _CHUNK):
         chunk = requests[start : start + _CHUNK]
         batch = inner._batch(chunk)
@@ -302,108 +338,120 @@ def _groups_for(inner: Recommender, stage: RerankStage, requests: list[Request],
             y[sel, 0] = [i in rel for i in ids[sel]]
             y[sel, 1] = [i in rel and (user, i) in strong for i in ids[sel]]
             sizes.append(int(sel.sum()))
-            users.append(user)
         y[:, 2] = classes[items]
         feats.append(x)
         labels.append(y)
-    return feats, labels, sizes, users
+    return feats, labels, sizes
 
 
-def train_stage(model: Recommender, catalog: Catalog, events: Events,
-                text_vectors: np.ndarray) -> tuple[RerankStage | None, dict[str, Any], dict[str, list[float]]]:
-    """Train the configured ranker on a temporal hold-out of the fit events.
+def _period_groups(model: Recommender, catalog: Catalog, split, stage_config: RankerConfig,
+                   text_vectors: np.ndarray, seed: int, stage: RerankStage | None):
+    """Ranking groups of one hold-out period: parts fitted on ``split.train``, labels from ``split.test``.
 
-    Returns ``(stage or None, report, curves)``: ``None`` when there is too little hold-out
-    data, or when ``require_gain`` is set and the ranker does not beat the blend's own order
-    on the validation groups. ``report`` says which and why; ``curves`` are per-epoch.
+    Returns ``(data or None, stage, purchase definition)``; the first period creates the
+    stage (its text codes and category classes), later periods reuse it.
     """
     from coldbrew.evaluation.protocol import temporal_segments
-    from coldbrew.evaluation.splits import temporal_split
     from coldbrew.pipeline import Recommender
 
-    started = time.perf_counter()
-    cfg = model.config.ranker
-    report: dict[str, Any] = {"kind": cfg.kind, "active": False}
-    if len(events) < 200:
-        report["reason"] = "fewer than 200 events: no hold-out to train a ranker on"
-        return None, report, {}
-    split = temporal_split(events, quantile=1.0 - model.config.blend.validation_share)
-    if len(split.train) == 0 or len(split.test) == 0:
-        report["reason"] = "the hold-out is empty"
-        return None, report, {}
-    segments = temporal_segments(split, catalog, reveal=1, max_users=cfg.max_users, seed=cfg.random_state)
-    groups_of = {name: segments[name] for name in ("warm_users", "new_users", "new_items")}
+    cfg = stage_config
+    segments = temporal_segments(split, catalog, reveal=1, max_users=cfg.max_users, seed=seed)
+    groups_of = [segments[name] for name in ("warm_users", "new_users", "new_items")]
     if cfg.max_reveal > 1:
-        more = temporal_segments(split, catalog, reveal=cfg.max_reveal, max_users=cfg.max_users,
-                                 seed=cfg.random_state + 1)
-        groups_of[f"new_users_{cfg.max_reveal}"] = more["new_users"]
-
+        more = temporal_segments(split, catalog, reveal=cfg.max_reveal, max_users=cfg.max_users, seed=seed + 1)
+        groups_of.append(more["new_users"])
     config = replace(model.config, blend=replace(model.config.blend, tune=False), ranker=replace(cfg, kind="none"))
     inner = Recommender(config, encoder=model.encoder)
     inner._cache = model._cache
     inner._progress = False
     inner._fit_parts(catalog, split.train, text_vectors)
-    mean, basis = _code_basis(inner.text_vectors_, cfg.text_codes, cfg.random_state)
-    classes, names = primary_categories(inner.catalog_.categories, cfg.categories)
-    if len(names) < 2:
-        classes, names = np.full(len(classes), -1, np.int64), []
-    stage = RerankStage(cfg, None, mean, basis, names, np.zeros(0, np.float32))
+    if stage is None:
+        mean, basis = _code_basis(inner.text_vectors_, cfg.text_codes, cfg.random_state)
+        _, names = primary_categories(inner.catalog_.categories, cfg.categories)
+        stage = RerankStage(cfg, None, mean, basis, names if len(names) >= 2 else [], np.zeros(0, np.float32))
+    classes = category_classes(inner.catalog_.categories, stage.category_names)
     stage.item_counts = stage.count_items(inner, split.train)
+    stage._items = None  # item inputs belong to this period's parts
     strong, definition = purchase_pairs(split.test)
-    report["purchase_label"] = definition
-
-    feats, labels, sizes, users, segment_of = [], [], [], [], []
-    for name, segment in groups_of.items():
-        f, y, s, u = _groups_for(inner, stage, segment.requests, segment.relevant, strong, classes)
+    feats, labels, sizes = [], [], []
+    for segment in groups_of:
+        f, y, n = _groups_for(inner, stage, segment.requests, segment.relevant, strong, classes)
         feats += f
         labels += y
-        sizes += s
-        users += u
-        segment_of += [name] * len(s)
-    if len(sizes) < _MIN_GROUPS:
-        report["reason"] = f"only {len(sizes)} hold-out requests (need {_MIN_GROUPS})"
-        return None, report, {}
+        sizes += n
+    if not sizes:
+        return None, stage, definition
     data = RankingData(np.vstack(feats), np.vstack(labels), np.asarray(sizes, np.int64))
     positive = np.add.reduceat(data.labels[:, 0], np.concatenate([[0], np.cumsum(data.groups)[:-1]])) > 0
-    # Validation users are drawn by user, so a user's few-shot variants never straddle the cut.
-    unique_users = sorted(set(users))
-    rng = np.random.default_rng(cfg.random_state)
-    n_val = max(1, int(round(cfg.validation_groups * len(unique_users))))
-    val_users = set(np.asarray(unique_users, dtype=object)[rng.permutation(len(unique_users))[:n_val]].tolist())
-    is_val = np.array([u in val_users for u in users])
-    train_ids = np.flatnonzero(~is_val & positive)
-    val_ids = np.flatnonzero(is_val & positive)
-    if len(train_ids) < _MIN_GROUPS or len(val_ids) < 2:
-        report["reason"] = f"too few hold-out requests with a hit among the candidates ({int(positive.sum())})"
+    return data.subset(np.flatnonzero(positive)), stage, definition
+
+
+def train_stage(model: Recommender, catalog: Catalog, events: Events,
+                text_vectors: np.ndarray) -> tuple[RerankStage | None, dict[str, Any], dict[str, list[float]]]:
+    """Train the configured ranker on two successive hold-out periods of the fit events.
+
+    With ``v = blend.validation_share``: *training* groups come from parts fitted on the
+    events before the ``1 - 2v`` time quantile, labelled by the events up to the ``1 - v``
+    quantile; *validation* groups from parts fitted on the events before ``1 - v``, labelled
+    by the rest. Validation is thus strictly later than training, as the future is to the
+    fitted model: a ranker that merely memorised the training period's best-sellers does not
+    pass. It drives early stopping, and, per request kind (:func:`request_kinds`: warm users,
+    new users, new-item shelves), the ranker is used only where it beats the blend's order
+    on the validation requests of that kind (when ``require_gain``).
+
+    Returns ``(stage or None, report, curves)``; ``None`` when there is too little data or
+    the ranker wins on no kind. ``report`` says which and why; ``curves`` are per-epoch.
+    """
+    from coldbrew.evaluation.splits import Split, temporal_split
+
+    started = time.perf_counter()
+    cfg = model.config.ranker
+    share = model.config.blend.validation_share
+    report: dict[str, Any] = {"kind": cfg.kind, "active": False}
+    if len(events) < 200 or share >= 0.5:
+        report["reason"] = "fewer than 200 events (or blend.validation_share >= 0.5): no hold-out to train on"
         return None, report, {}
-    train, val = data.subset(train_ids), data.subset(val_ids)
-    ranker = make_ranker(cfg, n_categories=len(names), progress=model._progress)
+    late = temporal_split(events, quantile=1.0 - share)
+    early = temporal_split(late.train, quantile=1.0 - share / (1.0 - share))
+    early = Split(train=early.train, test=early.test)
+    if min(len(early.train), len(early.test), len(late.test)) == 0:
+        report["reason"] = "a hold-out period is empty"
+        return None, report, {}
+    train, stage, definition = _period_groups(model, catalog, early, cfg, text_vectors, cfg.random_state, None)
+    val, stage, _ = _period_groups(model, catalog, late, cfg, text_vectors, cfg.random_state + 2, stage)
+    report["purchase_label"] = definition
+    if train is None or val is None or len(train.groups) < _MIN_GROUPS or len(val.groups) < 2:
+        report["reason"] = "too few hold-out requests with a hit among the candidates"
+        return None, report, {}
+    ranker = make_ranker(cfg, n_categories=len(stage.category_names), progress=model._progress)
     ranker.fit(train.features, train.labels, train.groups, validation=val)
     stage.ranker = ranker
     blend_ndcg = grouped_ndcg(val.features[:, 0], val.labels[:, 0], val.groups)
     ranker_ndcg = grouped_ndcg(ranker.score(val.features), val.labels[:, 0], val.groups)
-    segment_arr = np.asarray(segment_of, dtype=object)
-    per_segment = {}
-    for name in groups_of:
-        ids = val_ids[segment_arr[val_ids] == name]
-        if len(ids):
-            part = data.subset(ids)
-            per_segment[name] = {
-                "groups": int(len(ids)),
-                "blend": round(grouped_ndcg(part.features[:, 0], part.labels[:, 0], part.groups), 5),
-                "ranker": round(grouped_ndcg(ranker.score(part.features), part.labels[:, 0], part.groups), 5),
-            }
+    kinds = request_kinds(val.features, val.groups, cfg.max_reveal)
+    per_kind, gates = {}, {}
+    for kind in _KINDS:
+        ids = np.flatnonzero(kinds == kind)
+        if len(ids) == 0:
+            gates[kind] = False
+            continue
+        part = val.subset(ids)
+        before = grouped_ndcg(part.features[:, 0], part.labels[:, 0], part.groups)
+        after = grouped_ndcg(ranker.score(part.features), part.labels[:, 0], part.groups)
+        per_kind[kind] = {"groups": int(len(ids)), "blend": round(before, 5), "ranker": round(after, 5)}
+        gates[kind] = bool(after > before) if cfg.require_gain else True
+    stage.gates = gates
     curves = dict(ranker.curves_)
     curves["blend_val_ndcg"] = [blend_ndcg] * len(curves.get("epoch", []))
     report.update(
-        groups_train=int(len(train_ids)), groups_validation=int(len(val_ids)),
+        groups_train=int(len(train.groups)), groups_validation=int(len(val.groups)),
         pairs_train=int(len(train.features)), val_ndcg_blend=round(blend_ndcg, 5),
-        val_ndcg_ranker=round(ranker_ndcg, 5), validation_segments=per_segment,
-        categories=len(names), seconds=round(time.perf_counter() - started, 2),
+        val_ndcg_ranker=round(ranker_ndcg, 5), validation_kinds=per_kind, used_for=gates,
+        categories=len(stage.category_names), seconds=round(time.perf_counter() - started, 2),
     )
-    if cfg.require_gain and ranker_ndcg <= blend_ndcg:
-        report["reason"] = "the ranker did not beat the blend's order on the validation requests"
+    if not any(gates.values()):
+        report["reason"] = "the ranker did not beat the blend's order on the validation requests of any kind"
         return None, report, curves
     report["active"] = True
+    stage._items = None
     return stage, report, curves
-
