@@ -313,3 +313,20 @@ def test_catalog_changes_and_profiles_survive_a_restart(make_client, model_dir) 
     assert profile["events"] == 1 and profile["interests"][0] == "tea"
     recs = _ids(second.get("/v1/users/r1/recommendations", params={"k": 52}))
     assert "tea-002" not in recs and "tea-004" not in recs
+
+
+def test_the_whole_flow_on_each_event_store(make_client, store_url) -> None:
+    c = make_client(db_url=store_url, pseudonymise_key="p" * 20)
+    assert c.post("/v1/events", json={"events": [{"user_id": "s1", "item_id": "wine-001", "event": "purchase"},
+                                                 {"user_id": "s1", "item_id": "wine-002"}]}).json() == {"accepted": 2}
+    recs = c.get("/v1/users/s1/recommendations", params={"k": 5}).json()["items"]
+    assert any("Bordeaux" in i["reason"] or "wine" in i["reason"].lower() for i in recs)
+    c.post("/v1/items", json={"item_id": "wine-100", "title": "Bordeaux red wine magnum", "category": "Food > Wine"})
+    c.delete("/v1/items/wine-003")
+    c.post("/v1/onboarding", json={"user_id": "s1", "text": "red wine"})
+    restarted = make_client(db_url=store_url, pseudonymise_key="p" * 20)
+    assert restarted.get("/v1/items/wine-100").status_code == 200
+    assert restarted.get("/v1/items/wine-003").status_code == 404
+    profile = restarted.get("/v1/users/s1/profile").json()
+    assert profile["events"] == 2 and profile["interests"][0] == "red wine"
+    assert restarted.delete("/v1/users/s1").json() == {"user_id": "s1", "deleted_events": 2, "deleted_profile": True}

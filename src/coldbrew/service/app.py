@@ -89,6 +89,7 @@ def create_app(settings: ServiceSettings, model: Any = None) -> Any:
 
 
 def _start(settings: ServiceSettings, model: Any, metrics: Any) -> Any:
+    from coldbrew.service.batching import RecommendBatcher
     from coldbrew.service.retrain import Retrainer, VersionRegistry, load_active_model
     from coldbrew.service.state import ServiceState
     from coldbrew.storage.event_store import open_store
@@ -108,6 +109,7 @@ def _start(settings: ServiceSettings, model: Any, metrics: Any) -> Any:
         with state.lock.write():
             state.apply_items(state.model, snapshot.items)
         state.retrainer = Retrainer(state, registry)
+        state.batcher = RecommendBatcher(state)
         metrics.set_model(version, len(state.model.item_map_))
     except BaseException:
         store.close()

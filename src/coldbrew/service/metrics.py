@@ -40,6 +40,10 @@ class ServiceMetrics:
         self.model_info = Info("coldbrew_model", "the active model version", registry=self.registry)
         self.model_items = Gauge("coldbrew_model_items", "items in the active model", registry=self.registry)
         self.model_swaps = Counter("coldbrew_model_swaps", "model hot swaps after a retrain", registry=self.registry)
+        self.batch_size = Histogram(
+            "coldbrew_recommend_batch_size", "requests answered by one batched model call",
+            buckets=(1, 2, 4, 8, 16, 32), registry=self.registry,
+        )
         self.retrains = Counter(
             "coldbrew_retrains", "finished retrain jobs by outcome", ["outcome"], registry=self.registry,
         )

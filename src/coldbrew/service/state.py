@@ -100,6 +100,8 @@ class ServiceState:
     model_version: name of the active model version (``v0`` for the model directory itself).
     metrics: the app's :class:`~coldbrew.service.metrics.ServiceMetrics`.
     retrainer: the :class:`~coldbrew.service.retrain.Retrainer`.
+    batcher: the :class:`~coldbrew.service.batching.RecommendBatcher` (concurrent requests
+        share one batched model call).
     lock: guards ``model``: hold ``lock.read()`` while using it.
     extras: room for other routers' per-app objects (search indexes, ...).
     """
@@ -110,6 +112,7 @@ class ServiceState:
     model_version: str
     metrics: Any = None
     retrainer: Any = None
+    batcher: Any = None
     lock: ModelLock = field(default_factory=ModelLock)
     in_stock: dict[str, bool] = field(default_factory=dict)
     deleted: set[str] = field(default_factory=set)

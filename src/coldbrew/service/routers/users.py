@@ -60,14 +60,13 @@ def recommendations(
     excluded = _exclude_list(exclude)
     history = state.history(user_id)
     with state.lock.read():
-        model = state.model
         candidates = state.candidates(category, max_price)
         request = state.request_for(user_id, history, exclude=excluded, candidates=candidates)
-        if candidates is not None and not candidates:
-            items = []
-        else:
-            items = state.item_outs(model, model.recommend([request], k)[0])
         version = state.model_version
+    if candidates is not None and not candidates:
+        items: list[dict] = []
+    else:
+        items, version = state.batcher.recommend(request, k)
     return RecommendationsOut(user_id=user_id, model_version=version, items=items)
 
 
