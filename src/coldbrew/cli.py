@@ -265,7 +265,8 @@ def _cmd_calibrate_ctr(args: argparse.Namespace) -> int:
 def _cmd_chat(args: argparse.Namespace) -> int:
     from coldbrew.assistant.cli import run_chat
 
-    return run_chat(args.model, k=args.k, as_json=args.json, conversation_id=args.conversation)
+    return run_chat(args.model, k=args.k, as_json=args.json, conversation_id=args.conversation,
+                    phrase_url=args.phrase_url, phrase_model=args.phrase_model)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -407,6 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=_positive_int, default=5, metavar="K", help="products per answer (default 5)")
     p.add_argument("--json", action="store_true", help="print each reply as one JSON line")
     p.add_argument("--conversation", default="cli", metavar="ID", help="conversation ID (default 'cli')")
+    p.add_argument("--phrase-url", default=None, metavar="URL",
+                   help="OpenAI-compatible server that rewords the answers (falls back to the templates)")
+    p.add_argument("--phrase-model", default="default", help="model name sent to --phrase-url")
     p.set_defaults(func=_cmd_chat)
 
     p = sub.add_parser("demo", help="run the offline demo on the bundled shop (and real data if present)")

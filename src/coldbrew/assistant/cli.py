@@ -23,14 +23,25 @@ def format_reply(reply: Reply, currency: str = "£") -> str:
 
 
 def run_chat(model_dir: str, k: int = 5, as_json: bool = False, conversation_id: str = "cli",
-             stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
-    """Answer every line of ``stdin`` until EOF or "quit"; returns the exit code."""
+             stdin: TextIO | None = None, stdout: TextIO | None = None,
+             phrase_url: str | None = None, phrase_model: str = "default") -> int:
+    """Answer every line of ``stdin`` until EOF or "quit"; returns the exit code.
+
+    ``phrase_url``: an OpenAI-compatible server that rewords the templated answers
+    (``COLDBREW_PHRASE_API_KEY`` in the environment is sent as its bearer token).
+    """
+    import os
+
+    from coldbrew.assistant.phrasing import ChatCompletionPhraser
     from coldbrew.storage import load_model
 
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
     interactive = stdin.isatty()
-    assistant = Assistant(load_model(model_dir), k=k)
+    phraser = None
+    if phrase_url:
+        phraser = ChatCompletionPhraser(phrase_url, phrase_model, os.environ.get("COLDBREW_PHRASE_API_KEY"))
+    assistant = Assistant(load_model(model_dir), k=k, phraser=phraser)
     if interactive:
         print("coldbrew shopping assistant — English or 中文; 'reset' starts over, 'quit' ends.", file=stdout)
     while True:

@@ -12,13 +12,14 @@ import math
 import re
 import threading
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from coldbrew.assistant.intents import IntentClassifier, IntentExample, load_examples
 from coldbrew.assistant.phrases import describe_filters, format_price, say
+from coldbrew.assistant.phrasing import Phraser
 from coldbrew.assistant.slots import (
     CatalogVocabulary,
     SlotExtractor,
@@ -70,12 +71,14 @@ class Reply:
     language: str = "en"
     confidence: float = 1.0
     filters: dict[str, Any] = field(default_factory=dict)
+    text_source: str = "template"  # "llm" when a phrasing backend worded the text
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "conversation_id": self.conversation_id, "intent": self.intent, "slots": self.slots,
             "text": self.text, "items": [i.to_dict() for i in self.items],
             "language": self.language, "confidence": round(self.confidence, 4), "filters": self.filters,
+            "text_source": self.text_source,
         }
 
 
@@ -98,6 +101,9 @@ class Assistant:
     examples: intent training examples; default: the bundled English + Chinese set.
     classifier: an already fitted :class:`IntentClassifier` (then ``encoder`` and
         ``examples`` are not used).
+    phraser: an optional generative backend that rewords each templated answer (e.g.
+        :class:`~coldbrew.assistant.phrasing.ChatCompletionPhraser`); the template is the
+        default and the fallback.
 
     One assistant may serve many threads: turns are answered one at a time (a turn takes a
     few milliseconds plus one encoder call and one recommender call).
@@ -105,7 +111,7 @@ class Assistant:
 
     def __init__(self, model, encoder=None, k: int = 5, max_conversations: int = 10_000,
                  currency: str = "£", examples: Sequence[IntentExample] | None = None,
-                 classifier: IntentClassifier | None = None) -> None:
+                 classifier: IntentClassifier | None = None, phraser: Phraser | None = None) -> None:
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         self._model = model
@@ -115,6 +121,7 @@ class Assistant:
         self.conversations = ConversationStore(max_conversations)
         self._examples = examples
         self._classifier = classifier
+        self.phraser = phraser
         self._vocab_size = -1
         self._lock = threading.RLock()
         self._unavailable = np.zeros(0, dtype=bool)
@@ -127,8 +134,9 @@ class Assistant:
     @model.setter
     def model(self, model) -> None:
         """Swap the recommender (e.g. after a retrain); conversations are kept."""
-        self._model = model
-        self._vocab_size = -1
+        with self._lock:
+            self._model = model
+            self._vocab_size = -1
 
     @property
     def classifier(self) -> IntentClassifier:
@@ -162,7 +170,13 @@ class Assistant:
         (deleted, out of stock) are never shown and are reported out of stock when asked about.
         """
         with self._lock:
-            return self._reply(conversation_id, message, user_history, k, unavailable)
+            reply = self._reply(conversation_id, message, user_history, k, unavailable)
+        if self.phraser is None or not reply.text:
+            return reply
+        # Outside the lock: a slow model server must not hold up other conversations.
+        facts = [{"title": i.title, "category": i.category, "price": i.price} for i in reply.items]
+        text, source = self.phraser.phrase(reply.text, message, reply.language, facts)
+        return replace(reply, text=text, text_source=source)
 
     def _reply(self, conversation_id: str | None, message: str, user_history: Sequence[HistoryEvent] | None,
                k: int | None, unavailable: Collection[str]) -> Reply:

@@ -48,6 +48,7 @@ class ChatOut(BaseModel):
     language: str
     confidence: float
     filters: dict[str, Any]
+    text_source: str
 
 
 def _assistant(state: ServiceState):
