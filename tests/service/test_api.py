@@ -330,3 +330,11 @@ def test_the_whole_flow_on_each_event_store(make_client, store_url) -> None:
     profile = restarted.get("/v1/users/s1/profile").json()
     assert profile["events"] == 2 and profile["interests"][0] == "red wine"
     assert restarted.delete("/v1/users/s1").json() == {"user_id": "s1", "deleted_events": 2, "deleted_profile": True}
+
+
+def test_profile_interests_without_categories_come_from_shared_title_words(client) -> None:
+    for item in ("tea-004", "cook-001"):  # "Cast iron teapot", "Cast iron skillet 26 cm"
+        client.patch(f"/v1/items/{item}", json={"category": ""})
+    client.post("/v1/events", json={"events": [{"user_id": "w1", "item_id": "tea-004"},
+                                                {"user_id": "w1", "item_id": "cook-001"}]})
+    assert client.get("/v1/users/w1/profile").json()["interests"] == ["cast", "iron"]

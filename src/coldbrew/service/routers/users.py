@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections import Counter
 from typing import Annotated
@@ -26,6 +27,8 @@ router = APIRouter(tags=["users"])
 UserId = Annotated[str, Path(min_length=1, max_length=256, description="the shop's user ID")]
 _PROFILE_EVENTS = 10_000  # events counted on the profile page
 _PROFILE_HISTORY = 50
+_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+_STOPWORDS = frozenset("with from this that pack pcs piece pieces large small mini set of and the for".split())
 
 
 def check_k(state: ServiceState, k: int, field: str = "k") -> None:
@@ -90,10 +93,18 @@ def profile(state: State, user_id: UserId) -> ProfileOut:
         seen = Counter(
             str(categories[p]).split(">")[-1].split("|")[0].strip() for p in positions if p >= 0
         )
+        seen.pop("", None)
+        if not seen:  # a catalog without categories: the words the user's products share
+            seen = Counter(
+                w for p in positions if p >= 0 for w in set(_WORD.findall(str(titles[p]).lower()))
+                if len(w) > 3 and w not in _STOPWORDS
+            )
+            seen = Counter({w: n for w, n in seen.items() if n > 1})
     interests: list[str] = []
     if history.profile is not None:
         interests += [w for w in (history.profile.text, *history.profile.categories) if w]
-    interests += [c for c, _ in seen.most_common(5) if c and c not in interests]
+    ranked = sorted(seen.items(), key=lambda kv: (-kv[1], kv[0]))[:5]  # ties: alphabetical
+    interests += [c for c, _ in ranked if c not in interests]
     return ProfileOut(user_id=user_id, events=len(history.events), history=rows, interests=interests[:10])
 
 
