@@ -30,6 +30,7 @@ def test_new_conversation_id_chinese_and_reset(client):
     assert len(cid) == 32 and reply["language"] == "zh" and reply["items"]
     assert _chat(client, conversation_id=cid, message="重新开始")["intent"] == "reset"
     assert _chat(client, conversation_id=cid, message="重新开始")["filters"] == {}
+    assert _chat(client, user_id="", message="hello")["intent"] == "greeting"  # anonymous web page
 
 
 def test_user_history_personalises_recommend(client):
@@ -50,7 +51,7 @@ def test_deleted_items_are_never_shown(client):
 
 def test_bad_bodies_name_the_field(client):
     for body, field in (({"message": ""}, "message"), ({}, "message"), ({"message": "hi", "colour": 1}, "colour"),
-                        ({"message": "hi", "k": 100_000}, "k"), ({"message": "x" * 1001}, "message")):
+                        ({"message": "hi", "k": 100_000}, "k"), ({"message": "x" * 2001}, "message")):
         response = client.post("/v1/chat", json=body)
         assert response.status_code == 422, body
         assert response.json()["error"]["field"] == field, response.json()

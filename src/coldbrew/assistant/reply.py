@@ -34,7 +34,7 @@ from coldbrew.requests import HistoryEvent, Request
 
 __all__ = ["Assistant", "Reply", "ReplyItem"]
 
-MAX_MESSAGE_CHARS = 1000
+MAX_MESSAGE_CHARS = 2000
 _THANKS = re.compile(r"thank|cheers|\bta\b|谢")
 _BYE = re.compile(r"\bbye|goodbye|see you|later|再见|拜拜|回头见|下次见|再会")
 

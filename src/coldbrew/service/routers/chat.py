@@ -12,8 +12,9 @@ import threading
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from coldbrew.assistant.reply import MAX_MESSAGE_CHARS
 from coldbrew.errors import DataError
 from coldbrew.service.auth import require_read
 from coldbrew.service.errors import ApiError
@@ -33,10 +34,15 @@ class ChatIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     conversation_id: str | None = Field(default=None, min_length=1, max_length=128)
-    user_id: str | None = Field(default=None, min_length=1, max_length=256,
+    user_id: str | None = Field(default=None, max_length=256,
                                 description="the shopper, for 'recommend for me' and personalised results")
-    message: str = Field(min_length=1, max_length=1000, description="what the shopper said (English or Chinese)")
+    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS, description="what the shopper said (English or Chinese)")
     k: int = Field(default=5, ge=1, description="products per answer (at most max_k)")
+
+    @field_validator("user_id")
+    @classmethod
+    def _no_empty_user(cls, value: str | None) -> str | None:
+        return value or None  # an anonymous page sends ""
 
 
 class ChatOut(BaseModel):
