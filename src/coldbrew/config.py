@@ -239,6 +239,11 @@ class GraphConfig:
     validation NDCG@20 before stopping (a random edge of up to ``validation_users`` users is
     held out of the graph for it; the best epoch's embeddings are kept).
     """
+    ``user_embeddings``: false trains without layer-0 user embeddings (a user is only what
+    propagation brings from their items), so training sees users exactly as the request-time
+    fold-in does. ``weighted``: edges weigh ``log1p(strength)`` (event type, decay) instead of 1.
+    ``combine``: ``"replace"`` (the cf source is LightGCN's) or ``"concat"`` (ALS and LightGCN
+    vectors side by side, each scaled to unit score spread: the cf score is their sum).
 
     enabled: bool = False
     factors: int = 64
@@ -250,6 +255,9 @@ class GraphConfig:
     patience: int = 2
     validation_users: int = 1000
     random_state: int = 0
+    user_embeddings: bool = True
+    weighted: bool = False
+    combine: str = "replace"
 
     def __post_init__(self) -> None:
         for name in ("factors", "epochs", "batch_size"):
@@ -263,6 +271,8 @@ class GraphConfig:
         if self.l2 < 0:
             raise ConfigError(f"graph.l2: expected a number >= 0, got {self.l2!r}")
 
+        if self.combine not in ("replace", "concat"):
+            raise ConfigError(f"graph.combine: expected 'replace' or 'concat', got {self.combine!r}")
 
 @dataclass(frozen=True)
 class AugmentationConfig:

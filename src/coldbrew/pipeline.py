@@ -171,7 +171,7 @@ class Recommender:
         # The bridge learns text -> (ALS factors, popularity) on warm items with text.
         has_text = np.any(self.text_vectors_ != 0, axis=1)
         train = self.item_warm_ & has_text
-        cf_items = self.graph_.item_embeddings_ if self.graph_ is not None else self.als_.item_factors_
+        cf_items = self._cf_item_vectors()
         # With LightGCN the bridge also predicts the fold-in sources of new items.
         sources = [self.graph_.item_sources_] if self.graph_ is not None else []
         targets = np.hstack([cf_items, *sources, popularity[:, None]])
@@ -238,7 +238,7 @@ class Recommender:
         f = self.item_factors_.shape[1]
         self.item_factors_[positions] = predicted[:, :f]
         if getattr(self, "item_sources_", None) is not None:
-            self.item_sources_[positions] = predicted[:, f : 2 * f]
+            self.item_sources_[positions] = predicted[:, f : f + self.item_sources_.shape[1]]
         if self.config.augmentation.pseudo_interactions:
             self._fold_in_pseudo(positions)
         # A product nobody has bought yet is less proven than a best-seller with the same text.
@@ -285,7 +285,8 @@ class Recommender:
             from coldbrew.models.lightgcn import LightGCN
 
             cache = getattr(self, "_graph_cache", None)
-            key = (cf_matrix.shape, cf_matrix.indptr.tobytes(), cf_matrix.indices.tobytes(), cfg.graph)
+            weights = cf_matrix.data.tobytes() if cfg.graph.weighted else b""
+            key = (cf_matrix.shape, cf_matrix.indptr.tobytes(), cf_matrix.indices.tobytes(), weights, cfg.graph)
             if cache is not None and cache.get("key") == key:  # tuning candidates share one graph
                 self.graph_ = cache["model"]
             else:
@@ -295,6 +296,15 @@ class Recommender:
             if not hasattr(self, "training_curves_"):
                 self.training_curves_ = {}
             self.training_curves_["lightgcn"] = dict(self.graph_.curve_)
+            self.cf_scales_ = _score_scales(self.als_, self.graph_)
+
+    def _cf_item_vectors(self) -> np.ndarray:
+        """Item vectors (n_items, f) of the cf source: ALS, LightGCN, or both side by side."""
+        if self.graph_ is None:
+            return self.als_.item_factors_
+        if self.config.graph.combine == "replace":
+            return self.graph_.item_embeddings_
+        return np.hstack([self.als_.item_factors_, self.graph_.item_embeddings_])
 
     def _fold_in_pseudo(self, positions: np.ndarray) -> None:
         """Mix the bridge's CF factors of cold items with a fold-in from pseudo users.
@@ -314,13 +324,13 @@ class Recommender:
         if not found.any():
             return
         rows = rows[found]
+        users = self.als_.user_factors_
+        folded = ALSModel.from_factors(self.config.als, users, np.zeros((0, users.shape[1]))).fold_in(
+            confidence(rows, self.config.als.alpha)
+        )
         if self.graph_ is not None:
-            folded = self.graph_.fold_in_items(rows)
-        else:
-            users = self.als_.user_factors_
-            folded = ALSModel.from_factors(self.config.als, users, np.zeros((0, users.shape[1]))).fold_in(
-                confidence(rows, self.config.als.alpha)
-            )
+            graph = self.graph_.fold_in_items(rows)
+            folded = graph if self.config.graph.combine == "replace" else np.hstack([folded, graph])
         target = positions[found]
         self.item_factors_[target] = 0.5 * self.item_factors_[target] + 0.5 * folded
 
@@ -329,11 +339,19 @@ class Recommender:
         if getattr(self, "item_sources_", None) is not None:
             from coldbrew.models.lightgcn import fold_in
 
-            return fold_in(self.item_sources_, sp.csr_matrix(strengths > 0, dtype=np.float32))
+            from coldbrew.models.lightgcn import edge_weights
+
+            graph = fold_in(self.item_sources_, edge_weights(strengths, self.config.graph.weighted))
+            if self.config.graph.combine == "replace":
+                return graph
+            als = self._fold.fold_in(confidence(strengths, self.config.als.alpha))
+            return np.hstack([als * self.cf_scales_[0], graph * self.cf_scales_[1]]).astype(np.float32)
         return self._fold.fold_in(confidence(strengths, self.config.als.alpha))
 
     def _refresh(self) -> None:
-        self._fold = ALSModel.from_factors(self.config.als, self.item_factors_, np.zeros((0, self.item_factors_.shape[1])))
+        # With LightGCN side by side ("concat"), ALS owns the first als.factors columns.
+        als_items = self.item_factors_[:, : self.config.als.factors]
+        self._fold = ALSModel.from_factors(self.config.als, als_items, np.zeros((0, als_items.shape[1])))
         self._stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # item vectors changed
         n = len(self.item_map_)
         if self.cooccurrence_.shape[0] != n:
@@ -715,6 +733,17 @@ def _concat_catalogs(a: Catalog, b: Catalog) -> Catalog:
         prices=np.concatenate([a.prices, b.prices]),
         attributes=pd.concat([a.attributes, b.attributes], ignore_index=True),
     )
+
+
+def _score_scales(als: ALSModel, graph) -> np.ndarray:
+    """(2,) float32: 1 / the spread of ALS and of LightGCN user-item scores (training users)."""
+    rng = np.random.default_rng(0)
+    users = rng.choice(len(als.user_factors_), size=min(1000, len(als.user_factors_)), replace=False)
+    out = []
+    for u, v in ((als.user_factors_, als.item_factors_), (graph.user_embeddings_, graph.item_embeddings_)):
+        std = float(np.std(u[users] @ v.T))
+        out.append(1.0 / std if std > 1e-12 else 1.0)
+    return np.asarray(out, dtype=np.float32)
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from coldbrew.config import BlendConfig, EncoderConfig, FitConfig, GraphConfig
 from coldbrew.data import catalog_from_frame, events_from_frame
 from coldbrew.errors import ConfigError, NotFittedError
-from coldbrew.models.lightgcn import LightGCN, fold_in, normalised_adjacency
+from coldbrew.models.lightgcn import LightGCN, edge_weights, fold_in, normalised_adjacency
 from coldbrew.requests import HistoryEvent, Request
 
 
@@ -90,6 +90,19 @@ def test_fold_in_of_a_graph_user_equals_propagation_without_its_own_layer_zero()
     np.testing.assert_allclose(folded_items, expected_items, rtol=1e-4, atol=1e-6)
 
 
+def test_weighted_fold_in_equals_propagation_and_without_user_embeddings_is_exact():
+    r = _blocks(30, 15)
+    strengths = r.copy()
+    strengths.data = np.linspace(0.5, 6.0, strengths.nnz).astype(np.float32)
+    cfg = GraphConfig(factors=4, layers=2, epochs=3, batch_size=32, validation_users=0,
+                      weighted=True, user_embeddings=False)
+    model = LightGCN(cfg).fit(strengths, progress=False)
+    assert not model.base_embeddings_[:30].any()  # users never got a layer-0 embedding
+    folded = model.fold_in_users(edge_weights(strengths[:6], weighted=True))
+    np.testing.assert_allclose(folded, model.user_embeddings_[:6], rtol=1e-4, atol=1e-6)
+    assert edge_weights(strengths[:1], weighted=False).data.tolist() == [1.0] * strengths[:1].nnz
+
+
 def test_fold_in_of_empty_history_is_zero_and_columns_are_checked():
     sources = np.ones((3, 2), dtype=np.float32)
     out = fold_in(sources, sp.csr_matrix((2, 3), dtype=np.float32))
@@ -155,3 +168,24 @@ def test_save_load_and_add_items_keep_the_graph(graph_model, tmp_path):
     assert loaded.item_sources_.shape == (7, 8) and loaded.item_factors_.shape == (7, 8)
     rec = loaded.recommend([Request("3", "u", (HistoryEvent("t4", 1_700_500_000, "view"),))], k=3)[0]
     assert len(rec.items) == 3 and "t4" not in rec.items
+
+
+def test_concat_mode_puts_als_and_lightgcn_side_by_side_and_round_trips(tmp_path):
+    from coldbrew.config import ALSConfig
+    from coldbrew.pipeline import Recommender
+    from coldbrew.storage import load_model, save_model
+
+    catalog, events = _shop()
+    config = FitConfig(encoder=EncoderConfig(name="hashing"), blend=BlendConfig(tune=False), als=ALSConfig(factors=6),
+                       graph=GraphConfig(enabled=True, factors=4, epochs=3, batch_size=64, combine="concat"))
+    model = Recommender(config).fit(catalog, events, progress=False)
+    assert model.item_factors_.shape == (6, 10) and model.item_sources_.shape == (6, 4)
+    np.testing.assert_allclose(model.item_factors_[:, :6], model.als_.item_factors_)
+    requests = [Request("1", "u1", (HistoryEvent("t1", 1_700_500_000, "purchase"),))]
+    users = model._user_factors(model._batch(requests).strengths)
+    assert users.shape == (1, 10)
+    save_model(model, tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert [r.items for r in loaded.recommend(requests, k=3)] == [r.items for r in model.recommend(requests, k=3)]
+    with pytest.raises(ConfigError, match="graph.combine"):
+        GraphConfig(combine="sum")

@@ -29,18 +29,26 @@ import scipy.sparse as sp
 from coldbrew.config import GraphConfig
 from coldbrew.errors import NotFittedError
 
-__all__ = ["LightGCN", "fold_in", "normalised_adjacency"]
+__all__ = ["LightGCN", "edge_weights", "fold_in", "normalised_adjacency"]
 
 _K_EVAL = 20
+
+
+def edge_weights(interactions: sp.csr_matrix, weighted: bool) -> sp.csr_matrix:
+    """Graph edges from interaction strengths: 1 per stored value > 0, or ``log1p(strength)``."""
+    r = sp.csr_matrix(interactions, dtype=np.float32, copy=True)
+    r.data = np.where(r.data > 0, np.log1p(np.maximum(r.data, 0.0)) if weighted else 1.0, 0.0).astype(np.float32)
+    r.eliminate_zeros()
+    return r
 
 
 def normalised_adjacency(interactions: sp.csr_matrix) -> sp.csr_matrix:
     """``D^-1/2 A D^-1/2`` of the bipartite graph, float32 CSR ``(n_users + n_items)^2``.
 
-    ``interactions`` (n_users, n_items): every stored value > 0 is an edge of weight 1.
-    Nodes without edges keep an all-zero row and column.
+    ``interactions`` (n_users, n_items): edge weights (use :func:`edge_weights`); the degree
+    of a node is the sum of its edge weights. Nodes without edges keep an all-zero row and column.
     """
-    r = (interactions > 0).astype(np.float32).tocsr()
+    r = sp.csr_matrix(interactions, dtype=np.float32)
     n_users, n_items = r.shape
     adjacency = sp.bmat([[None, r], [r.T, None]], format="csr", dtype=np.float32)
     adjacency.resize((n_users + n_items, n_users + n_items))
@@ -112,9 +120,11 @@ class LightGCN:
                 partial += current
         return total / np.float32(layers + 1), partial
 
-    def _set_embeddings(self, adjacency: sp.csr_matrix, base: np.ndarray, n_users: int) -> None:
+    def _set_embeddings(self, r: sp.csr_matrix, base: np.ndarray) -> None:
+        adjacency = normalised_adjacency(r)
+        n_users = r.shape[0]
         final, partial = self._propagate(adjacency, base)
-        degree = np.asarray((adjacency > 0).sum(axis=1)).ravel().astype(np.float32)
+        degree = np.concatenate([np.asarray(r.sum(axis=1)).ravel(), np.asarray(r.sum(axis=0)).ravel()]).astype(np.float32)
         inv_sqrt = np.divide(1.0, np.sqrt(degree), out=np.zeros_like(degree), where=degree > 0)
         sources = partial * (inv_sqrt / np.float32(self.config.layers + 1))[:, None]
         self.user_embeddings_ = np.ascontiguousarray(final[:n_users], dtype=np.float32)
@@ -158,10 +168,9 @@ class LightGCN:
         return loss, grad
 
     def fit(self, interactions: sp.csr_matrix, progress: bool | None = None) -> LightGCN:
-        """Train on a users x items CSR (stored values > 0 are edges). Returns ``self``."""
+        """Train on a users x items CSR of strengths (values > 0 are edges). Returns ``self``."""
         cfg = self.config
-        r = sp.csr_matrix(interactions > 0, dtype=np.float32)
-        r.eliminate_zeros()
+        r = edge_weights(interactions, cfg.weighted)
         n_users, n_items = r.shape
         if r.nnz == 0:
             raise ValueError("LightGCN.fit: the interaction matrix has no edges")
@@ -171,6 +180,8 @@ class LightGCN:
         coo = train.tocoo()
         edge_users, edge_items = coo.row.astype(np.int64), coo.col.astype(np.int64)
         base = (rng.standard_normal((n_users + n_items, cfg.factors)) * 0.1).astype(np.float32)
+        if not cfg.user_embeddings:
+            base[:n_users] = 0.0
         adam = _Adam(cfg.learning_rate, np.zeros_like(base), np.zeros_like(base))
         show = sys.stderr.isatty() if progress is None else progress
         from tqdm.auto import tqdm
@@ -188,6 +199,8 @@ class LightGCN:
                 loss, grad = self.loss_and_gradient(
                     adjacency, base, edge_users[sel], edge_items[sel], negatives, n_users
                 )
+                if not cfg.user_embeddings:  # users stay what propagation makes of them
+                    grad[:n_users] = 0.0
                 adam.update(base, grad)
                 losses.append(loss * len(sel))
             epoch_loss = float(np.sum(losses) / len(order))
@@ -207,7 +220,7 @@ class LightGCN:
                     break
         bar.close()
         # The held-out validation edges rejoin the graph for the final embeddings.
-        self._set_embeddings(normalised_adjacency(r), best_base, n_users)
+        self._set_embeddings(r, best_base)
         return self
 
     def _validate(

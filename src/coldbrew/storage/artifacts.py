@@ -298,6 +298,8 @@ def load_model(directory: str | Path, encoder=None):
     model.popularity_ = items["popularity"]
     model.item_warm_ = items["item_warm"]
     model.graph_, model.interactions_ = _load_graph(config, a, d)
+    if model.graph_ is not None:
+        model.cf_scales_ = a["cf_scales"]
     model.item_sources_ = items.get("item_sources") if model.graph_ is not None else None
     model.now_ = int(manifest["now"])
     model.fit_report_ = manifest.get("fit_report", {})
@@ -318,7 +320,8 @@ def _graph_arrays(model) -> dict[str, np.ndarray]:
     graph = getattr(model, "graph_", None)
     if graph is not None:
         out.update(graph_user_embeddings=graph.user_embeddings_, graph_item_embeddings=graph.item_embeddings_,
-                   graph_user_sources=graph.user_sources_, graph_item_sources=graph.item_sources_)
+                   graph_user_sources=graph.user_sources_, graph_item_sources=graph.item_sources_,
+                   cf_scales=model.cf_scales_)
     interactions = getattr(model, "interactions_", None)
     if interactions is not None and model.config.augmentation.pseudo_interactions:
         out.update(interactions_indptr=interactions.indptr, interactions_indices=interactions.indices,
