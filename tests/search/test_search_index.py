@@ -170,3 +170,12 @@ def test_a_request_brings_its_text_as_a_profile(index):
     hits = index.search(["gift"], 10, user_histories=[wine])[0]
     assert any(h.reason.endswith("suits your shopping history") for h in hits)
     assert sum(h.item_id.startswith("wine") for h in hits[:5]) >= 2
+
+
+def test_personalised_scores_stay_sorted_beyond_the_re_ranked_pool(demo_model):
+    index = SearchIndex.build(demo_model, SearchConfig(rerank_depth=5))
+    history = (HistoryEvent("wine-001", 1_740_000_000, "purchase"),)
+    for mode in ("lexical", "semantic", "hybrid"):
+        hits = index.search(["tea"], k=12, mode=mode, user_histories=[history])[0]
+        scores = [h.score for h in hits]
+        assert scores == sorted(scores, reverse=True), mode

@@ -302,6 +302,9 @@ class SearchIndex:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Re-rank the top ``rerank_depth`` of each row whose history names a known product.
 
+        The profile's ranking of those items joins the row's fused (or, for one retriever,
+        rank) scores with ``personal_weight``, as a further list of the rank fusion.
+
         Returns the new ``(scores, ids)`` and a bool matrix of the same shape marking the items
         that are among the five the profile likes best in their row's pool.
         """
@@ -318,19 +321,19 @@ class SearchIndex:
         if not rows:
             return scores, ids, suited
         depth = cfg.rerank_depth
+        scores = scores.astype(np.float64).copy()
+        if single:  # BM25 or cosine scores become rank scores, the scale the profile joins
+            scores[rows] = rank_contributions(ids[rows], 1.0, cfg.rrf_k)
         pool = ids[rows, :depth]
         taste = model.score_items([requests[q] for q in rows], pool)
         # Rank within the pool by the recommender's score; padding (-inf) sorts last.
         order = np.argsort(-taste, axis=1, kind="stable")
         personal_rank = np.empty_like(order)
         np.put_along_axis(personal_rank, order, np.arange(pool.shape[1])[None, :], axis=1)
-        base = (
-            rank_contributions(pool, 1.0, cfg.rrf_k) if single else scores[rows, :depth].astype(np.float64)
-        )
+        base = scores[rows, :depth]
         gain = np.where(pool >= 0, cfg.personal_weight / (cfg.rrf_k + personal_rank + 1.0), 0.0)
         fused = np.where(pool >= 0, base + gain, -np.inf)
         new_order = np.argsort(-fused, axis=1, kind="stable")
-        scores = scores.astype(np.float64).copy()
         ids = ids.copy()
         scores[rows, :depth] = np.where(np.isfinite(np.take_along_axis(fused, new_order, axis=1)),
                                         np.take_along_axis(fused, new_order, axis=1), 0.0)
