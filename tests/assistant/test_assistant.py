@@ -176,3 +176,12 @@ def test_conversation_bound_and_new_items(shop_paths, hashing_classifier):
     model.add_items(new)
     cheapest = assistant.reply("d", "show me candles under £4")
     assert [i.item_id for i in cheapest.items] == ["v9"]
+
+
+def test_filters_after_similar_refine_the_similar_list(assistant, shop_model):
+    similar = assistant.reply("s", "similar to the oak desk lamp", k=10)
+    assert similar.intent == "similar" and similar.slots == {"items": ["l1"]}
+    cheap = assistant.reply("s", "under £20 only", k=10)
+    assert cheap.intent == "filter" and cheap.items and all(p <= 20 for p in _prices(cheap))
+    neighbours = shop_model.similar("l1", k=len(shop_model.catalog_)).items
+    assert [i.item_id for i in cheap.items] == [i for i in neighbours if shop_model.catalog_.prices[list(shop_model.catalog_.item_ids).index(i)] <= 20][:10]

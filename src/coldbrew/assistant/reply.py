@@ -240,18 +240,18 @@ class Assistant:
         if problem:
             return problem, []
         item_id = target[0]
-        state.focus = item_id
-        pool = self._model.similar(item_id, k=min(len(self._model.catalog_), max(100, 20 * k)))
-        lo, hi = slots.min_price, slots.max_price
+        state.clear()  # the list shown is now "like X": later filters refine it
+        state.similar_to = state.focus = item_id
+        state.min_price, state.max_price, state.colour = slots.min_price, slots.max_price, slots.colour
         if slots.relative_price:
             ref = self._price(item_id)
-            if ref is not None:
-                lo, hi = (None, np.nextafter(ref, -np.inf)) if slots.relative_price == "lower" else (np.nextafter(ref, np.inf), None)
-        keep = self._mask(None, (), lo, hi, slots.colour)
-        items = [self._item(i, s, r) for i, s, r in zip(pool.items, pool.scores, pool.reasons)
-                 if keep[self._position[i]]][:k]
+            if ref is not None and slots.relative_price == "lower":
+                state.max_price = float(np.nextafter(ref, -np.inf))
+            elif ref is not None:
+                state.min_price = float(np.nextafter(ref, np.inf))
+        items = self._search(state, history, k)
         state.last_items = [i.item_id for i in items]
-        what = describe_filters(state.language, min_price=lo, max_price=hi, colour=slots.colour, currency=self.currency, n=len(items))
+        what = self._phrase(state, n=len(items))
         return say(state.language, "similar", n=len(items), title=self._title(item_id), what=what), items
 
     def _on_compare(self, state: DialogueState, slots: Slots, message: str, history: _History, k: int) -> _Answer:
@@ -387,6 +387,10 @@ class Assistant:
         keep = self._mask(state.category, state.product, state.min_price, state.max_price, state.colour)
         if not keep.any():
             return []
+        if state.similar_to is not None:  # the neighbours of one product, filtered
+            pool = self._model.similar(state.similar_to, k=min(len(keep), max(100, 20 * k)))
+            return [self._item(i, s, r) for i, s, r in zip(pool.items, pool.scores, pool.reasons)
+                    if keep[self._position[i]]][:k]
         catalog = self._model.catalog_
         candidates = tuple(str(i) for i in catalog.item_ids[keep])
         request = Request(request_id=f"chat:{state.conversation_id}", user_id="", history=tuple(history),

@@ -14,8 +14,8 @@ __all__ = ["DialogueState", "ConversationStore"]
 class DialogueState:
     """What a conversation has established so far.
 
-    The *topic* (``category``, ``product``, ``keywords``, ``query``) is what the shopper is
-    looking for; the *filters* (``min_price``, ``max_price``, ``colour``) narrow it; both carry
+    The *topic* (``category``, ``product``, ``keywords``, ``query``, or ``similar_to``: products
+    like one item) is what the shopper is looking for; the *filters* (``min_price``, ``max_price``, ``colour``) narrow it; both carry
     over until a new topic or a reset. ``last_items`` are the item IDs shown last, in order
     (what "the second one" and "cheaper ones" refer to); ``focus`` the product talked about.
     """
@@ -30,6 +30,7 @@ class DialogueState:
     colour: str | None = None
     last_items: list[str] = field(default_factory=list)
     focus: str | None = None
+    similar_to: str | None = None  # the list shown is "products like this item"
     last_intent: str | None = None
     language: str = "en"
     turns: int = 0
