@@ -11,6 +11,12 @@ only the items that had no earlier events).
   once; three weight vectors (new-user, warm-user, new-item) are then found by coordinate
   ascent over a log grid. Scores are standardised, so only ratios of weights matter.
 * The candidate with the best mean NDCG over the segments wins.
+* A product can be new in two ways: a new arrival (no earlier event at all) or a product
+  whose history the model lacks (a random item cold start, the protocol of the cold-start
+  literature). The two favour different blends — new arrivals are not yet popular, random
+  cold items often are — so the new-item weights are finally re-chosen on both at once: the
+  temporal new items above, plus a random ``_COLD_SHARE`` of the earlier period's items
+  whose events are hidden from one more fit (:func:`_cold_item_rows`).
 
 The NDCG here is computed in index space over a dense relevance matrix (fast enough to call
 hundreds of times); reports use :mod:`coldbrew.evaluation.metrics`.
@@ -35,6 +41,7 @@ __all__ = ["tune", "TuningResult", "ndcg_dense"]
 _VALUES = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 _MAX_USERS = 500
 _MIN_SEGMENT = 30
+_COLD_SHARE = 0.1
 _K = 20
 # (ALS alpha, decay half-life, popularity-trend half-life; days): recency matters a lot in
 # some shops and not in others.
@@ -96,11 +103,49 @@ def _coordinate_ascent(z: np.ndarray, allowed: np.ndarray, relevant: np.ndarray,
     return w, best
 
 
+def _rows(inner: Recommender, segment) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Standardised sources (S, n, m), allowed (n, m) and relevant (n, m) of a segment's users
+    with at least one relevant item."""
+    from coldbrew.pipeline import SOURCES, _standardise
+
+    batch = inner._batch(segment.requests)
+    sources = inner._sources(batch)
+    z = np.stack([_standardise(sources[s], batch.allowed) for s in SOURCES])
+    relevant = np.zeros(batch.allowed.shape, dtype=bool)
+    for r, items in enumerate(segment.relevant):
+        idx = inner.item_map_.lookup(sorted(items))
+        relevant[r, idx[idx >= 0]] = True
+    keep = relevant.any(axis=1)
+    return z[:, keep], batch.allowed[keep], relevant[keep]
+
+
+def _cold_item_rows(model: Recommender, config: FitConfig, catalog: Catalog, train: Events,
+                    text_vectors: np.ndarray, adapter) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Rows of a random item cold start inside ``train``: hide every event of a random share of
+    its items, fit once, and rank only those items for users with other events."""
+    from coldbrew.evaluation.protocol import cold_item_segment
+    from coldbrew.evaluation.splits import cold_item_split
+    from coldbrew.pipeline import Recommender
+
+    seen = np.unique(train.item_ids.astype(str))
+    if len(seen) < 20:
+        return None
+    split = cold_item_split(train, seen, share=_COLD_SHARE, seed=0)
+    segment = cold_item_segment(split, split.cold_items, max_users=_MAX_USERS, seed=0)
+    if len(segment.requests) < _MIN_SEGMENT or len(split.train) == 0:
+        return None
+    inner = Recommender(config, encoder=model.encoder)
+    inner._cache = model._cache
+    inner._progress = False
+    inner._fit_parts(catalog, split.train, text_vectors, adapter=adapter)
+    return _rows(inner, segment)
+
+
 def tune(model: Recommender, catalog: Catalog, events: Events, text_vectors: np.ndarray) -> TuningResult | None:
     """Choose CF settings and blend weights on a temporal hold-out; ``None`` if too little data."""
     from coldbrew.evaluation.protocol import temporal_segments
     from coldbrew.evaluation.splits import temporal_split
-    from coldbrew.pipeline import SOURCES, Recommender, _standardise
+    from coldbrew.pipeline import SOURCES, Recommender
 
     base = model.config
     if len(events) < 200:
@@ -112,7 +157,7 @@ def tune(model: Recommender, catalog: Catalog, events: Events, text_vectors: np.
     segments = {n: s for n, s in segments.items() if n in _SEGMENT_SOURCES and len(s.requests) >= _MIN_SEGMENT}
     if not segments:
         return None
-    best_config, best_mean, scores = None, -1.0, {}
+    best_config, best_mean, scores, best_rows = None, -1.0, {}, None
     adapter = None  # the text adapter (if enabled) is trained once, on the hold-out's train part
     for alpha, half_life, trend in _CF_CANDIDATES:
         config = replace(
@@ -130,16 +175,10 @@ def tune(model: Recommender, catalog: Catalog, events: Events, text_vectors: np.
         updates: dict[str, float] = {}
         label = f"alpha={alpha:g}, half_life_days={half_life:g}, trend_half_life_days={trend:g}"
         scores[label] = {}
+        rows = {}
         for name, segment in segments.items():
-            batch = inner._batch(segment.requests)
-            sources = inner._sources(batch)
-            z = np.stack([_standardise(sources[s], batch.allowed) for s in SOURCES])
-            relevant = np.zeros(batch.allowed.shape, dtype=bool)
-            for r, items in enumerate(segment.relevant):
-                idx = inner.item_map_.lookup(sorted(items))
-                relevant[r, idx[idx >= 0]] = True
-            keep = relevant.any(axis=1)
-            w, value = _coordinate_ascent(z[:, keep], batch.allowed[keep], relevant[keep], _SEGMENT_SOURCES[name])
+            rows[name] = z, allowed, relevant = _rows(inner, segment)
+            w, value = _coordinate_ascent(z, allowed, relevant, _SEGMENT_SOURCES[name])
             scores[label][name] = round(value, 5)
             if name == "new_items":
                 updates.update(new_item_content=float(w[0]), new_item_cf=float(w[2]), new_item_popularity=float(w[3]))
@@ -148,8 +187,20 @@ def tune(model: Recommender, catalog: Catalog, events: Events, text_vectors: np.
                 updates.update({f"{prefix}_{s}": float(v) for s, v in zip(SOURCES, w)})
         mean = float(np.mean(list(scores[label].values())))
         if mean > best_mean:
-            best_mean = mean
+            best_mean, best_rows = mean, rows.get("new_items")
             best_config = replace(base, als=config.als, weighting=config.weighting, blend=replace(base.blend, **updates))
     if best_config is None:
         return None
+    cold = _cold_item_rows(model, replace(best_config, blend=replace(best_config.blend, tune=False)),
+                           catalog, split.train, text_vectors, adapter)
+    if cold is not None:
+        # Equal say for new arrivals and random cold items (each at most _MAX_USERS rows).
+        parts = [cold] + ([best_rows] if best_rows is not None else [])
+        z = np.concatenate([p[0] for p in parts], axis=1)
+        allowed = np.concatenate([p[1] for p in parts])
+        relevant = np.concatenate([p[2] for p in parts])
+        w, value = _coordinate_ascent(z, allowed, relevant, _SEGMENT_SOURCES["new_items"])
+        scores["new items: arrivals + random cold items"] = {"new_items": round(value, 5)}
+        best_config = replace(best_config, blend=replace(
+            best_config.blend, new_item_content=float(w[0]), new_item_cf=float(w[2]), new_item_popularity=float(w[3])))
     return TuningResult(config=best_config, scores=scores)
