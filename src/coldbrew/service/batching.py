@@ -39,7 +39,7 @@ class RecommendBatcher:
     slots: batches that may run at the same time (about the number of cores).
     """
 
-    def __init__(self, state: Any, max_batch: int = 32, slots: int = 2) -> None:
+    def __init__(self, state: Any, max_batch: int = 32, slots: int = 1) -> None:
         self.state = state
         self.max_batch = max_batch
         self.slots = slots
