@@ -67,10 +67,10 @@ def test_classifier_errors():
 @pytest.mark.slow
 def test_multilingual_encoder_recognises_unseen_wording():
     """The default (USE) classifier on sentences absent from its training examples."""
-    from coldbrew.config import EncoderConfig
-    from coldbrew.text import make_encoder
+    from coldbrew.assistant import bundled_classifier
 
-    clf = IntentClassifier(make_encoder(EncoderConfig())).fit(load_examples())
+    clf = bundled_classifier()  # USE; shared with the other tests of this process
+    assert clf.encoder.name.startswith("use-multilingual-v3")
     cases = {
         "could you find me a nice scented candle": "find_products",
         "我想找一个保温杯": "find_products",
@@ -81,3 +81,11 @@ def test_multilingual_encoder_recognises_unseen_wording():
     }
     labels, _ = clf.predict(list(cases))
     assert sum(a == b for a, b in zip(labels, cases.values())) >= 5, list(zip(cases, labels))
+
+
+def test_bundled_classifier_is_trained_once_per_encoder():
+    from coldbrew.assistant import bundled_classifier
+
+    first = bundled_classifier(HashingEncoder())
+    assert bundled_classifier(HashingEncoder()) is first
+    assert bundled_classifier(HashingEncoder(dim=256)) is not first

@@ -5,7 +5,13 @@
 classifier is trained on the bundled examples at the first reply.
 """
 
-from coldbrew.assistant.intents import INTENTS, IntentClassifier, IntentExample, load_examples
+from coldbrew.assistant.intents import (
+    INTENTS,
+    IntentClassifier,
+    IntentExample,
+    bundled_classifier,
+    load_examples,
+)
 from coldbrew.assistant.reply import Assistant, Reply, ReplyItem
 from coldbrew.assistant.slots import CatalogVocabulary, SlotExtractor, Slots, detect_language
 from coldbrew.assistant.state import ConversationStore, DialogueState
@@ -22,6 +28,7 @@ __all__ = [
     "ReplyItem",
     "SlotExtractor",
     "Slots",
+    "bundled_classifier",
     "detect_language",
     "load_examples",
 ]

@@ -9,6 +9,7 @@ examples also help the other.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.resources import files
@@ -18,7 +19,7 @@ import numpy as np
 
 from coldbrew.errors import DataError, NotFittedError
 
-__all__ = ["INTENTS", "IntentClassifier", "IntentExample", "load_examples"]
+__all__ = ["INTENTS", "IntentClassifier", "IntentExample", "load_examples", "bundled_classifier"]
 
 #: The intents the assistant recognises.
 INTENTS: tuple[str, ...] = (
@@ -118,3 +119,29 @@ class IntentClassifier:
         proba = self.predict_proba(texts)
         best = proba.argmax(axis=1)
         return [self.classes_[i] for i in best], proba[np.arange(len(best)), best]
+
+
+_TRAINED: dict[str, IntentClassifier] = {}
+_TRAINED_LOCK = threading.Lock()
+
+
+def bundled_classifier(encoder=None) -> IntentClassifier:
+    """The classifier trained on the bundled examples, once per process and encoder.
+
+    ``encoder`` defaults to the multilingual USE (the hashing encoder if its package is
+    missing): intent recognition should not depend on which encoder a catalog model uses.
+    """
+    if encoder is None:
+        from coldbrew.config import EncoderConfig
+        from coldbrew.text import HashingEncoder, make_encoder
+
+        try:
+            encoder = make_encoder(EncoderConfig())
+        except ImportError:
+            encoder = HashingEncoder()
+    with _TRAINED_LOCK:
+        classifier = _TRAINED.get(encoder.name)
+        if classifier is None:
+            classifier = IntentClassifier(encoder).fit(load_examples())
+            _TRAINED[encoder.name] = classifier
+        return classifier

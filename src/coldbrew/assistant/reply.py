@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from coldbrew.assistant.intents import IntentClassifier, IntentExample, load_examples
+from coldbrew.assistant.intents import IntentClassifier, IntentExample, bundled_classifier
 from coldbrew.assistant.phrases import describe_filters, format_price, say
 from coldbrew.assistant.phrasing import Phraser
 from coldbrew.assistant.slots import (
@@ -93,8 +93,9 @@ class Assistant:
     ----------
     model: a fitted :class:`~coldbrew.pipeline.Recommender` (its catalog gives the
         categories, titles and prices the assistant talks about).
-    encoder: the text encoder of the intent classifier; default: the model's own encoder
-        (the multilingual USE unless the model was fitted with another).
+    encoder: the text encoder of the intent classifier; default: the bundled multilingual
+        USE, whatever encoder the model uses (the classifier on the bundled examples is
+        trained once per process and encoder and shared by all assistants).
     k: products per answer.
     max_conversations: dialogue states kept in memory (least recently used dropped first).
     currency: symbol used when prices are written out.
@@ -141,9 +142,14 @@ class Assistant:
     @property
     def classifier(self) -> IntentClassifier:
         if self._classifier is None:
-            encoder = self._encoder if self._encoder is not None else self._model.encoder
-            examples = self._examples if self._examples is not None else load_examples()
-            self._classifier = IntentClassifier(encoder).fit(examples)
+            if self._examples is None:
+                self._classifier = bundled_classifier(self._encoder)
+            else:
+                from coldbrew.config import EncoderConfig
+                from coldbrew.text import make_encoder
+
+                encoder = self._encoder if self._encoder is not None else make_encoder(EncoderConfig())
+                self._classifier = IntentClassifier(encoder).fit(self._examples)
         return self._classifier
 
     @property
