@@ -168,3 +168,13 @@ def test_excluded_products_are_never_placed(model) -> None:
     placements = planner.select(request, 2, now=NOW)
     assert [(p.promotion_id, p.item_id) for p in placements] == [("cat", "s1")]
     assert planner.skipped_["item"] == "no product of it in the catalog"
+
+
+def test_copy_can_be_written_after_selection(model) -> None:
+    promos = [Promotion("p", 0.4, 10.0, item_id="s3", discount_percent=20)]
+    bare = _planner(model, promos).select(runner(), 1, now=NOW, with_copy=False)
+    assert bare[0].copy == "" and bare[0].copy_source == ""
+    planner = _planner(model, promos)
+    filled = planner.write_copy(bare, runner(), "zh")
+    assert "8折" in filled[0].copy and filled[0].copy_source == "template"
+    assert filled[0].score == bare[0].score and filled[0].explanation == bare[0].explanation

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -123,12 +123,13 @@ class PromotionPlanner:
         return None
 
     def select(self, request: Request, slots: int, now: int | None = None, language: str = "en",
-               record: bool = True) -> list[Placement]:
+               record: bool = True, with_copy: bool = True) -> list[Placement]:
         """Up to ``slots`` placements for the request's user, best first.
 
         ``now`` (unix seconds, default the clock) decides schedules and daily caps; products in
         ``request.exclude`` are never placed. Why each promotion was left out is in
-        ``skipped_`` ({promotion_id: reason}).
+        ``skipped_`` ({promotion_id: reason}). ``with_copy=False`` leaves ``copy`` empty (see
+        :meth:`write_copy`).
         """
         if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
             raise DataError(f"slots: expected an integer >= 1, got {slots!r}")
@@ -176,10 +177,11 @@ class PromotionPlanner:
         for promo, _ in options:
             if promo.promotion_id not in used_promos:
                 self.skipped_.setdefault(promo.promotion_id, "outbid for the available slots")
-        return self._placements(request, chosen, seen, language, now, record)
+        placements = self._placements(request, chosen, seen, now, record)
+        return self.write_copy(placements, request, language) if with_copy else placements
 
     def _placements(self, request: Request, chosen: list[tuple[float, float, Promotion, int]],
-                    seen: dict[int, float], language: str, now: int, record: bool) -> list[Placement]:
+                    seen: dict[int, float], now: int, record: bool) -> list[Placement]:
         model = self.model
         interests = user_interests(model, request)
         reasons = self._reasons(request, [item for *_, item in chosen if not seen[item]])
@@ -200,16 +202,34 @@ class PromotionPlanner:
             explanation = f"pCTR {p:.1%} × bid {self.currency}{promo.bid:.2f}; {why}"
             if not self.calibrator.calibrated:
                 explanation += " (pCTR uncalibrated)"
-            price = float(model.catalog_.prices[item])
-            # The copy names an interest only when this product matches it: no "because you
-            # like running" on a wine promotion.
-            facts = ProductFacts(title, category, price if np.isfinite(price) else None,
-                                 promo.discount_percent, tuple(matched), self.currency)
-            copy, source = self.copywriter.write(facts, language, seed=f"{promo.promotion_id}:{request.user_id}")
             out.append(Placement(slot, promo.promotion_id, item_id, title, float(p), float(promo.bid),
-                                 float(score), explanation, copy, source))
+                                 float(score), explanation, "", ""))
             if record:
                 self.ledger.record(promo.promotion_id, request.user_id, now, float(score))
+        return out
+
+    def write_copy(self, placements: list[Placement], request: Request, language: str = "en") -> list[Placement]:
+        """The placements with their promotion copy filled in (``copy`` and ``copy_source``).
+
+        Separate from :meth:`select` so that a caller holding a lock around the caps and
+        budgets can release it before a (possibly slow) generative backend is asked.
+        """
+        model = self.model
+        interests = user_interests(model, request)
+        discounts = {p.promotion_id: p.discount_percent for p in self.promotions}
+        out = []
+        for placement in placements:
+            item = model.item_map_.index(placement.item_id)
+            category = str(model.catalog_.categories[item])
+            text = f"{placement.title} {category}".lower()
+            # The copy names an interest only when this product matches it: no "because you
+            # like running" on a wine promotion.
+            matched = tuple(w for w in interests if w.lower() in text)
+            price = float(model.catalog_.prices[item])
+            facts = ProductFacts(placement.title, category, price if np.isfinite(price) else None,
+                                 discounts.get(placement.promotion_id), matched, self.currency)
+            copy, source = self.copywriter.write(facts, language, seed=f"{placement.promotion_id}:{request.user_id}")
+            out.append(replace(placement, copy=copy, copy_source=source))
         return out
 
     def _reasons(self, request: Request, items: list[int]) -> dict[int, str]:

@@ -194,6 +194,9 @@ def select_promotions(state: State, body: SelectIn) -> SelectOut:
         request = state.request_for(body.user_id, history)
         with camp.lock:  # caps and budgets: check and record as one step
             planner = PromotionPlanner(state.model, promos, _calibrator(state, camp), camp.ledger, copywriter)
-            placements = planner.select(request, body.slots, now=body.now, language=body.language)
+            placements = planner.select(request, body.slots, now=body.now, language=body.language, with_copy=False)
+    # Outside both locks: a slow copy backend must hold up neither other selections nor a
+    # model swap (the planner keeps its model; its catalog strings are only read).
+    placements = planner.write_copy(placements, request, body.language)
     return SelectOut(user_id=body.user_id, placements=[p.to_dict() for p in placements],
                      skipped=planner.skipped_)
