@@ -225,7 +225,7 @@ class Recommender:
             return vectors
         from coldbrew.text import HashingEncoder
 
-        texts = [t.lower() for t in np.asarray(self.catalog_.texts(), dtype=object)[positions]]
+        texts = [t.lower() for t in self.catalog_.subset(positions).texts()]  # only these items: add_items stays O(new)
         lexical = HashingEncoder(dim=dim).encode(texts)
         return np.hstack([vectors, lexical]) / np.sqrt(2.0)
 
