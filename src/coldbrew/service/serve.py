@@ -103,6 +103,9 @@ def add_serve_command(sub: argparse._SubParsersAction) -> None:
                    help="most events or items in one POST (default 10000)")
     p.add_argument("--history-limit", type=_count, default=200, metavar="N",
                    help="most recent events of a user folded into each recommendation (default 200)")
+    p.add_argument("--copy-url", default=None, metavar="URL",
+                   help="OpenAI-compatible server that phrases promotion copy (/v1/chat/completions);"
+                   " templates when unset or on any error")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                    help="server log level (default info)")
     p.add_argument("--access-log", action="store_true", help="log every request (off by default; see /metrics)")
@@ -138,6 +141,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         report_dir=Path(args.report_dir) if args.report_dir else None,
         max_body_bytes=args.max_body_bytes, max_k=args.max_k, max_batch=args.max_batch,
         history_limit=args.history_limit, seed_events=Path(args.events) if args.events else None,
+        copy_url=args.copy_url,
     )
     open_store(settings.db_url).close()  # a bad --db fails here with one line, not a traceback
     say = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
