@@ -331,7 +331,8 @@ class RankerConfig:
     ``category_weight`` x softmax over the ``categories`` most frequent primary categories
     (skipped when the shop has fewer than two); rank score = click logit +
     ``purchase_blend`` x purchase logit. ``text_codes``: leading principal components of
-    the item text vectors appended to the features (0 = none). LambdaRank: ``trees``,
+    the item text vectors appended to the features (default 0: item-specific inputs let the
+    ranker memorise which products sold in the training period). LambdaRank: ``trees``,
     ``leaves``, ``lgbm_learning_rate``. ``random_state`` seeds both.
     """
 
@@ -351,7 +352,7 @@ class RankerConfig:
     category_weight: float = 0.2
     purchase_blend: float = 0.0
     categories: int = 20
-    text_codes: int = 8
+    text_codes: int = 0
     trees: int = 300
     leaves: int = 31
     lgbm_learning_rate: float = 0.05

@@ -124,7 +124,9 @@ def progress_bar(total: int, desc: str, show: bool | None) -> Callable[[int], No
     bar = tqdm(total=total, desc=desc, unit="epoch", file=sys.stderr, leave=False)
 
     def update(n: int) -> None:
-        bar.update(n)
+        if bar.disable:  # already closed
+            return
+        bar.update(min(n, total - bar.n))
         if bar.n >= total:
             bar.close()
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from coldbrew.config import RankerConfig, default_threads
 from coldbrew.errors import NotFittedError
-from coldbrew.ranking.base import RankingData, check_ranking_inputs, grouped_ndcg
+from coldbrew.ranking.base import RankingData, check_ranking_inputs, grouped_ndcg, progress_bar
 
 __all__ = ["LambdaRankRanker"]
 
@@ -62,12 +62,14 @@ class LambdaRankRanker:
         )
         val = validation if validation is not None else RankingData(features, labels, groups)
         val_relevance = np.clip(val.labels[:, 0] + val.labels[:, 1] * (val.labels[:, 0] > 0), 0, 2)
-        callbacks = [lgb.early_stopping(max(cfg.patience, 1) * 10, verbose=False)]
+        update = progress_bar(cfg.trees, "training ranker (trees)", self.progress)
+        callbacks = [lgb.early_stopping(max(cfg.patience, 1) * 10, verbose=False), lambda env: update(1)]
         model.fit(
             features, relevance, group=groups,
             eval_X=(val.features,), eval_y=(val_relevance,), eval_group=[val.groups], eval_at=[20],
             callbacks=callbacks,
         )
+        update(cfg.trees)  # closes the bar when early stopping ended the boosting
         self.booster_ = model.booster_
         history = model.evals_result_.get("valid_0", {}).get("ndcg@20", [])
         self.curves_: dict[str, list[float]] = {
