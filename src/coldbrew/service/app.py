@@ -91,7 +91,7 @@ def create_app(settings: ServiceSettings, model: Any = None) -> Any:
 def _start(settings: ServiceSettings, model: Any, metrics: Any) -> Any:
     from coldbrew.service.batching import RecommendBatcher
     from coldbrew.service.retrain import Retrainer, VersionRegistry, load_active_model
-    from coldbrew.service.state import ServiceState
+    from coldbrew.service.state import ServiceState, prepare_model
     from coldbrew.storage.event_store import open_store
 
     registry = VersionRegistry(settings.model_dir, settings.versions_dir)
@@ -108,6 +108,7 @@ def _start(settings: ServiceSettings, model: Any, metrics: Any) -> Any:
             log.info("seeded the empty event store with %d events from %s", count, settings.seed_events)
         with state.lock.write():
             state.apply_items(state.model, snapshot.items)
+        prepare_model(state.model)  # encoder loaded, scoring caches built: no slow first request
         state.retrainer = Retrainer(state, registry)
         state.batcher = RecommendBatcher(state)
         metrics.set_model(version, len(state.model.item_map_))

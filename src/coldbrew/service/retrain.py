@@ -140,6 +140,7 @@ class Retrainer:
 
     def _run(self, job: dict[str, Any]) -> None:
         from coldbrew.pipeline import Recommender
+        from coldbrew.service.state import prepare_model
         from coldbrew.storage import reuse_embedding_cache, save_model
 
         state = self.state
@@ -159,6 +160,7 @@ class Retrainer:
             fresh.fit(catalog, snapshot.events, progress=False)
             directory = self.registry.directory(version)
             save_model(fresh, directory)
+            prepare_model(fresh)  # before the swap: the first requests on it are not slow
             with state.lock.write():
                 # Items written while training: the store has them all; replay the overlay.
                 state.apply_items(fresh, state.store.snapshot(with_events=False).items)
