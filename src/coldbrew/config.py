@@ -1,7 +1,8 @@
 """Typed, frozen configuration; the only reader of config files.
 
 A config file is TOML (``.toml``) or JSON (``.json``) with optional sections ``[columns]``,
-``[weighting]``, ``[encoder]``, ``[als]``, ``[bridge]`` and ``[blend]``.  Unknown sections or
+``[weighting]``, ``[encoder]``, ``[als]``, ``[bridge]``, ``[blend]``, ``[graph]`` and
+``[augmentation]``, ``[ranker]``.  Unknown sections or
 keys are errors (a typo must never be silently ignored).
 """
 
@@ -22,8 +23,8 @@ __all__ = [
     "WeightingConfig",
     "DataConfig",
     "EncoderConfig",
-    "ALSConfig",
     "AdapterConfig",
+    "ALSConfig",
     "BridgeConfig",
     "BlendConfig",
     "GraphConfig",
@@ -149,7 +150,6 @@ class EncoderConfig:
 
 
 @dataclass(frozen=True)
-@dataclass(frozen=True)
 class AdapterConfig:
     """The text adapter (:mod:`coldbrew.text.adapter`): the frozen text space, adapted to the shop.
 
@@ -165,12 +165,14 @@ class AdapterConfig:
     from its logit (in-batch negatives are drawn by popularity; the pipeline ranks the whole
     catalog). Item vectors, request texts and user text profiles then live in the
     adapted space; ``adapt_bridge`` also feeds adapted vectors to the text->CF bridge (false:
-    the bridge reads the encoder's own vectors). Raw encoder outputs stay in the cache.
+    the bridge reads the encoder's own vectors). Raw encoder outputs stay in the cache. With
+    ``blend.tune`` on, the adapter is trained once, on the tuning hold-out's training part,
+    and kept for the final model (the blend is tuned for exactly that space).
     """
 
     enabled: bool = False
     rank: int = 32
-    epochs: int = 20
+    epochs: int = 12
     learning_rate: float = 0.003
     temperature: float = 0.05
     batch_size: int = 512
@@ -201,6 +203,7 @@ class AdapterConfig:
             raise ConfigError(f"adapter.weight_decay: expected a number >= 0, got {self.weight_decay!r}")
 
 
+@dataclass(frozen=True)
 class ALSConfig:
     """Hyper-parameters of implicit-feedback ALS (the ``implicit`` library)."""
 
@@ -238,12 +241,12 @@ class GraphConfig:
     ``batch_size``: edges per gradient step; ``patience``: epochs without a better
     validation NDCG@20 before stopping (a random edge of up to ``validation_users`` users is
     held out of the graph for it; the best epoch's embeddings are kept).
-    """
     ``user_embeddings``: false trains without layer-0 user embeddings (a user is only what
     propagation brings from their items), so training sees users exactly as the request-time
     fold-in does. ``weighted``: edges weigh ``log1p(strength)`` (event type, decay) instead of 1.
     ``combine``: ``"replace"`` (the cf source is LightGCN's) or ``"concat"`` (ALS and LightGCN
     vectors side by side, each scaled to unit score spread: the cf score is their sum).
+    """
 
     enabled: bool = False
     factors: int = 64
@@ -254,10 +257,10 @@ class GraphConfig:
     batch_size: int = 32768
     patience: int = 2
     validation_users: int = 1000
-    random_state: int = 0
     user_embeddings: bool = True
     weighted: bool = False
     combine: str = "replace"
+    random_state: int = 0
 
     def __post_init__(self) -> None:
         for name in ("factors", "epochs", "batch_size"):
@@ -270,9 +273,9 @@ class GraphConfig:
             raise ConfigError(f"graph.learning_rate: expected a number > 0, got {self.learning_rate!r}")
         if self.l2 < 0:
             raise ConfigError(f"graph.l2: expected a number >= 0, got {self.l2!r}")
-
         if self.combine not in ("replace", "concat"):
             raise ConfigError(f"graph.combine: expected 'replace' or 'concat', got {self.combine!r}")
+
 
 @dataclass(frozen=True)
 class AugmentationConfig:
@@ -448,8 +451,8 @@ class FitConfig:
     bridge: BridgeConfig = field(default_factory=BridgeConfig)
     blend: BlendConfig = field(default_factory=BlendConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
-    graph: GraphConfig = field(default_factory=GraphConfig)
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
+    graph: GraphConfig = field(default_factory=GraphConfig)
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
     ranker: RankerConfig = field(default_factory=RankerConfig)
 

@@ -104,18 +104,20 @@ class Recommender:
         self._graph_cache: dict[str, object] = {}  # LightGCN shared by tuning candidates with one graph
         # Per-epoch curves of trained components: {name: {"epoch": [...], "loss": [...], ...}}.
         self.training_curves_: dict[str, dict[str, list[float]]] = {}
+        adapter = None  # the text adapter, trained during tuning when both are on
         if self.config.blend.tune:
             from coldbrew.models.tuning import tune
 
             result = tune(self, catalog, events, text_vectors)
             if result is not None:
                 self.config, self.tuning_ = result.config, result.scores
+                adapter = result.adapter
         stage, ranker_report, ranker_curves = None, None, {}
         if self.config.ranker.kind != "none":  # trained on a hold-out, like the tuning above
             from coldbrew.ranking.stage import train_stage
 
             stage, ranker_report, ranker_curves = train_stage(self, catalog, events, text_vectors)
-        self._fit_parts(catalog, events, text_vectors)
+        self._fit_parts(catalog, events, text_vectors, adapter=adapter)
         self.reranker_ = stage
         if stage is not None:
             stage.item_counts = stage.count_items(self, events)
@@ -129,7 +131,8 @@ class Recommender:
         """Fit every part on ``events``; ``text_vectors`` (n_items, d) are the encoder's own.
 
         ``adapter``: a fitted :class:`~coldbrew.text.adapter.TextAdapter` to use instead of
-        training one (tuning trains it once for all its candidates).
+        training one (tuning trains it once, on its hold-out's train part, for all its
+        candidates and for the final fit).
         """
         cfg = self.config
         self._indexes: dict[str, object] = {}
@@ -199,13 +202,13 @@ class Recommender:
             from coldbrew.text.adapter import train_adapter
 
             self.adapter_ = train_adapter(self.config.adapter, raw, user_idx[positive], item_idx[positive],
-                                          timestamps[positive], progress=self._progress)
-            if self.adapter_ is not None:
-                if not hasattr(self, "training_curves_"):
-                    self.training_curves_ = {}
-                self.training_curves_["adapter"] = self.adapter_.curve_
+                                          timestamps[positive], progress=getattr(self, "_adapter_progress", self._progress))
         if self.adapter_ is None:
             return raw
+        if getattr(self.adapter_, "curve_", None):
+            if not hasattr(self, "training_curves_"):
+                self.training_curves_ = {}
+            self.training_curves_["adapter"] = self.adapter_.curve_
         self.text_vectors_ = self.adapter_.transform(raw)
         return self.text_vectors_ if self.config.adapter.adapt_bridge else raw
 

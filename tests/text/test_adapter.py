@@ -274,3 +274,24 @@ def test_raw_bridge_option_feeds_encoder_vectors_to_the_bridge() -> None:
     model.add_items(new)
     expected = model.bridge_.predict(model._bridge_inputs(np.array([len(raw)]), model.encode(["sparkling wine"])))
     np.testing.assert_allclose(model.item_factors_[-1], expected[0, :-1], atol=1e-5)
+
+
+def test_fit_keeps_the_adapter_that_tuning_trained(monkeypatch) -> None:
+    from coldbrew.models import tuning
+
+    catalog, events = _shop()
+    config = FitConfig(encoder=EncoderConfig(name="hashing"), adapter=AdapterConfig(enabled=True, rank=2))
+    d = Recommender(config).encode(catalog.texts()).shape[1]
+    rng = np.random.default_rng(3)
+    tuned = TextAdapter.from_arrays(config.adapter, rng.standard_normal((d, 2)), rng.standard_normal((2, d)))
+    tuned.curve_ = {"epoch": [0, 1], "loss": [2.0, 1.0], "val_recall": [0.1, 0.2], "val_ndcg": [0.05, 0.1]}
+    monkeypatch.setattr(tuning, "tune", lambda model, *a: tuning.TuningResult(model.config, {}, adapter=tuned))
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the final fit must not train a second adapter")
+
+    monkeypatch.setattr("coldbrew.text.adapter.train_adapter", no_training)
+    model = Recommender(config).fit(catalog, events, progress=False)
+    assert model.adapter_ is tuned
+    assert model.training_curves_["adapter"] == tuned.curve_
+    np.testing.assert_allclose(model.text_vectors_, tuned.transform(model.encode(catalog.texts())), atol=1e-6)

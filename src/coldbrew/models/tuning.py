@@ -62,6 +62,9 @@ class TuningResult:
 
     config: FitConfig
     scores: dict[str, dict[str, float]]  # candidate label -> segment -> NDCG@20
+    # The text adapter the weights were tuned with (``None`` when disabled): ``fit`` keeps
+    # it, so the served text space is the one the blend was tuned for (and it trains once).
+    adapter: object = None
 
 
 def ndcg_dense(scores: np.ndarray, relevant: np.ndarray, k: int = _K) -> float:
@@ -169,6 +172,7 @@ def tune(model: Recommender, catalog: Catalog, events: Events, text_vectors: np.
         inner = Recommender(config, encoder=model.encoder)
         inner._cache = model._cache
         inner._progress = False
+        inner._adapter_progress = model._progress
         inner._graph_cache = getattr(model, "_graph_cache", None)  # LightGCN: same graph for every candidate
         inner._fit_parts(catalog, split.train, text_vectors, adapter=adapter)
         adapter = getattr(inner, "adapter_", None)
@@ -203,4 +207,4 @@ def tune(model: Recommender, catalog: Catalog, events: Events, text_vectors: np.
         scores["new items: arrivals + random cold items"] = {"new_items": round(value, 5)}
         best_config = replace(best_config, blend=replace(
             best_config.blend, new_item_content=float(w[0]), new_item_cf=float(w[2]), new_item_popularity=float(w[3])))
-    return TuningResult(config=best_config, scores=scores)
+    return TuningResult(config=best_config, scores=scores, adapter=adapter)
