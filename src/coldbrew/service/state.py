@@ -102,7 +102,10 @@ class ServiceState:
     retrainer: the :class:`~coldbrew.service.retrain.Retrainer`.
     batcher: the :class:`~coldbrew.service.batching.RecommendBatcher` (concurrent requests
         share one batched model call).
-    lock: guards ``model``: hold ``lock.read()`` while using it.
+    lock: guards ``model``: hold ``lock.read()`` while using it (not re-entrant: never take
+        it twice in one thread, e.g. do not call ``batcher.recommend`` while holding it).
+    catalog_lock: serialises catalog writes (read-merge-store-apply of an item) without
+        blocking readers during the store's commit.
     extras: room for other routers' per-app objects (search indexes, ...).
     """
 
@@ -114,6 +117,7 @@ class ServiceState:
     retrainer: Any = None
     batcher: Any = None
     lock: ModelLock = field(default_factory=ModelLock)
+    catalog_lock: threading.Lock = field(default_factory=threading.Lock)
     in_stock: dict[str, bool] = field(default_factory=dict)
     deleted: set[str] = field(default_factory=set)
     extras: dict[str, Any] = field(default_factory=dict)

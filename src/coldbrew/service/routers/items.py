@@ -77,9 +77,10 @@ def post_items(
     if len(items) > state.settings.max_batch:
         raise ApiError(413, f"field 'items': at most {state.settings.max_batch:,} items per request", "items")
     records = [_record(i) for i in items]
-    state.store.save(items=records)
-    with state.lock.write():
-        counts = state.apply_items(state.model, records)
+    with state.catalog_lock:
+        state.store.save(items=records)  # durable first; readers keep going meanwhile
+        with state.lock.write():
+            counts = state.apply_items(state.model, records)
     state.metrics.items.labels("added").inc(counts["added"])
     state.metrics.items.labels("updated").inc(counts["updated"])
     state.metrics.model_items.set(len(state.model.item_map_))
@@ -96,9 +97,10 @@ def patch_item(state: State, item_id: ItemId, body: ItemPatch) -> ItemDetailOut:
         raise ApiError(422, "field 'body': no fields to change", "body")
     if "title" in changes and changes["title"] is None:
         raise ApiError(422, "field 'title': must not be null", "title")
-    with state.lock.write():  # read-merge-write of one item is atomic
-        pos = _live_position(state, item_id)
-        current = item_record_of(state.model, pos, in_stock=state.in_stock.get(item_id, True))
+    with state.catalog_lock:  # read-merge-store-apply of one item is atomic among writers
+        with state.lock.read():
+            pos = _live_position(state, item_id)
+            current = item_record_of(state.model, pos, in_stock=state.in_stock.get(item_id, True))
         fields = dict(current.fields)
         in_stock = changes.pop("in_stock", None)
         if "tags" in changes:
@@ -107,9 +109,11 @@ def patch_item(state: State, item_id: ItemId, body: ItemPatch) -> ItemDetailOut:
             fields[name] = "" if value is None and name != "price" else value
         record = ItemRecord(item_id, fields, in_stock=current.in_stock if in_stock is None else in_stock)
         state.store.save(items=[record])
-        state.apply_items(state.model, [record])
-        state.metrics.items.labels("updated").inc()
-        return _detail(state, pos)
+        with state.lock.write():
+            state.apply_items(state.model, [record])
+            detail = _detail(state, state.item_position(item_id))
+    state.metrics.items.labels("updated").inc()
+    return detail
 
 
 @router.delete(
@@ -117,12 +121,14 @@ def patch_item(state: State, item_id: ItemId, body: ItemPatch) -> ItemDetailOut:
     summary="delete a product: it never appears in any list again",
 )
 def delete_item(state: State, item_id: ItemId) -> dict[str, Any]:
-    with state.lock.write():
-        pos = _live_position(state, item_id)
-        current = item_record_of(state.model, pos, in_stock=state.in_stock.get(item_id, True))
+    with state.catalog_lock:
+        with state.lock.read():
+            pos = _live_position(state, item_id)
+            current = item_record_of(state.model, pos, in_stock=state.in_stock.get(item_id, True))
         record = ItemRecord(item_id, current.fields, in_stock=current.in_stock, deleted=True)
         state.store.save(items=[record])
-        state.apply_items(state.model, [record])
+        with state.lock.write():
+            state.apply_items(state.model, [record])
     state.metrics.items.labels("deleted").inc()
     return {"item_id": item_id, "deleted": True}
 
