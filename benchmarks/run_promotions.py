@@ -11,7 +11,9 @@ the next H days"): with T = the last event,
 * test: a recommender fitted on events before ``T - H`` (as in production: the calibrator is
   older than the model) scores the users active in ``[T - H, T]``; pCTR is compared with what
   they did: weighted log-loss and AUC (negatives weighted by their sampling rate), and
-  predicted against observed rates per decile of pCTR. The uncalibrated prior is the baseline.
+  predicted against observed rates per tenth of the weighted population sorted by pCTR
+  (the top tenth = the 10 % of all user x item pairs with the highest pCTR). Baselines: the
+  uncalibrated rank prior and a constant equal to the observed rate (an oracle constant).
 * latency: ``PromotionPlanner.select`` for 3 slots among 20 item promotions, per user.
 """
 
@@ -45,9 +47,12 @@ def _log_loss(p: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
 
 
 def _deciles(p: np.ndarray, y: np.ndarray, w: np.ndarray) -> list[dict[str, float]]:
-    order = np.argsort(p)
+    """Mean pCTR and observed rate per tenth of the (weighted) user x item population."""
+    order = np.argsort(p, kind="stable")
+    cum = np.cumsum(w[order]) / w.sum()
     rows = []
-    for part in np.array_split(order, 10):
+    for q in range(10):
+        part = order[(cum > q / 10) & (cum <= (q + 1) / 10 + 1e-12)]
         ww = w[part]
         rows.append({"mean_pctr": float((p[part] * ww).sum() / ww.sum()),
                      "observed_rate": float((y[part] * ww).sum() / ww.sum()), "pairs": int(len(part))})
