@@ -69,13 +69,18 @@ def create_app(settings: ServiceSettings, model: Any = None) -> Any:
         finally:
             state.store.close()
 
+    docs_assets = _offline_docs_assets()
     app = FastAPI(
         title="coldbrew",
         version=__version__,
         description="Cold-start-first product recommendations: events in, recommendations out."
         " Send an API key in the X-API-Key header (read or write scope) when the server has keys.",
         lifespan=lifespan,
+        docs_url=None if docs_assets else "/docs",
+        redoc_url=None,
     )
+    if docs_assets is not None:
+        _add_offline_docs(app, docs_assets)
     install_error_handlers(app)
     for name in ROUTER_MODULES:
         module_name = f"coldbrew.service.routers.{name}"
@@ -86,6 +91,44 @@ def create_app(settings: ServiceSettings, model: Any = None) -> Any:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
+
+
+def _offline_docs_assets() -> Any:
+    """Swagger UI's files from the ``fastapi-offline`` package, if installed (else ``None``).
+
+    FastAPI's default /docs page loads Swagger UI from a CDN, which a shop's offline server
+    cannot reach; served from the package, /docs works without internet.
+    """
+    spec = importlib.util.find_spec("fastapi_offline")
+    if spec is None or spec.origin is None:
+        return None
+    from pathlib import Path
+
+    static = Path(spec.origin).parent / "static"
+    return static if (static / "swagger-ui-bundle.js").is_file() else None
+
+
+def _add_offline_docs(app: Any, assets: Any) -> None:
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import FileResponse, HTMLResponse
+
+    files = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css", "favicon.png": "image/png"}
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url, title="coldbrew API",
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js", swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/docs/assets/favicon.png",
+        )
+
+    @app.get("/docs/assets/{name}", include_in_schema=False)
+    async def docs_asset(name: str) -> Any:
+        from coldbrew.service.errors import ApiError
+
+        if name not in files:
+            raise ApiError(404, f"no such documentation file {name!r}", "name")
+        return FileResponse(assets / name, media_type=files[name])
 
 
 def _start(settings: ServiceSettings, model: Any, metrics: Any) -> Any:
