@@ -184,7 +184,7 @@ def _cmd_analytics(args: argparse.Namespace) -> int:
     churn = summary.get("churn", {})
     auc = f"churn AUC {churn['auc']:.3f} (recency alone {churn['recency_auc']:.3f})" if "auc" in churn else "churn not evaluated"
     rate = summary["repeat_purchase"]["rate"]
-    _say(f"report written to {args.out}/report.md (+ analytics.json, retention.png, activity.png);"
+    _say(f"report written to {args.out}/report.md (+ analytics.json and PNG plots);"
          f" repeat-purchase rate {rate if rate is None else f'{100 * rate:.1f}%'}; {auc}")
     return 0
 

@@ -74,6 +74,8 @@ def test_model_beats_recency_on_a_synthetic_log_and_round_trips() -> None:
         result = evaluate_churn(events, config=ChurnConfig(horizon_days=60, model=kind))
         assert result["auc"] > 0.8, result
         assert result["test_users"] > 50 and 0 < result["test_churn_rate"] < 1
+        for curve in result["roc"].values():
+            assert curve[0] == [0.0, 0.0] and curve[-1] == [1.0, 1.0] and len(curve) <= 51
         model = ChurnModel(ChurnConfig(horizon_days=60, model=kind)).fit(events, T0 + 200 * DAY)
         users, risk = model.predict(events)
         again = ChurnModel.from_dict(model.to_dict())
@@ -100,3 +102,12 @@ def test_churn_auc_on_uci_retail_time_split(shared_data: Path) -> None:
     assert result["test_users"] > 3000
     assert result["auc"] > 0.72, result
     assert result["auc"] > result["recency_auc"] + 0.02, result
+
+
+def test_report_plots_the_roc_curves(tmp_path) -> None:
+    from coldbrew.analytics.report import AnalyticsConfig, write_report
+
+    summary = write_report(_log(), tmp_path, AnalyticsConfig(churn=ChurnConfig(horizon_days=60)))
+    assert summary["plots"] == ["retention.png", "activity.png", "churn_roc.png"]
+    assert (tmp_path / "churn_roc.png").read_bytes()[:4] == b"\x89PNG"
+    assert "![churn_roc.png](churn_roc.png)" in (tmp_path / "report.md").read_text()

@@ -228,6 +228,15 @@ class ChurnModel:
         return model
 
 
+def _roc_points(labels: np.ndarray, scores: np.ndarray, n: int = 51) -> list[list[float]]:
+    """The ROC curve thinned to about ``n`` points, rounded (for JSON and a plot)."""
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(labels, scores)
+    keep = np.unique(np.linspace(0, len(fpr) - 1, n).round().astype(int))
+    return [[round(float(fpr[i]), 4), round(float(tpr[i]), 4)] for i in keep]
+
+
 def evaluate_churn(
     events: Events,
     test_cutoff: int | None = None,
@@ -237,7 +246,8 @@ def evaluate_churn(
 
     ``test_cutoff`` (t2) defaults to ``horizon_days`` before the last event. Returns the
     model's AUC, the AUC of recency alone (the baseline every churn model must beat), the
-    user counts and churn rates of both cutoffs.
+    user counts and churn rates of both cutoffs, and both ROC curves (``roc``: at most 51
+    ``[false positive rate, true positive rate]`` points each).
     """
     from sklearn.metrics import roc_auc_score
 
@@ -252,6 +262,7 @@ def evaluate_churn(
         raise DataError("churn: the test cutoff has only churned or only retained users; AUC is undefined")
     scores = model.predict_features(feats)
     return {
+        "roc": {"model": _roc_points(labels, scores), "recency": _roc_points(labels, feats.column("recency_days"))},
         "model": cfg.model,
         "horizon_days": cfg.horizon_days,
         "train_cutoff": pd.Timestamp(t1, unit="s").strftime("%Y-%m-%d"),

@@ -135,6 +135,23 @@ def _plots(summary: dict[str, Any], out: Path) -> list[str]:
     fig.savefig(out / "activity.png", dpi=110)
     plt.close(fig)
     written.append("activity.png")
+
+    churn = summary.get("churn") or {}
+    if "roc" in churn:
+        fig, ax = plt.subplots(figsize=(4.5, 4.5))
+        for name, label in (("model", f"churn model ({churn['model']}), AUC {churn['auc']:.3f}"),
+                            ("recency", f"recency only, AUC {churn['recency_auc']:.3f}")):
+            points = np.asarray(churn["roc"][name], dtype=float)
+            ax.plot(points[:, 0], points[:, 1], label=label)
+        ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+        ax.set_xlabel("false positive rate")
+        ax.set_ylabel("true positive rate")
+        ax.set_title(f"Churn within {churn['horizon_days']} days, tested at {churn['test_cutoff']}", fontsize=9)
+        ax.legend(fontsize=8, loc="lower right")
+        fig.tight_layout()
+        fig.savefig(out / "churn_roc.png", dpi=110)
+        plt.close(fig)
+        written.append("churn_roc.png")
     return written
 
 
@@ -186,7 +203,8 @@ def render_markdown(summary: dict[str, Any], plots: list[str]) -> str:
 
 
 def write_report(events: Events, out_dir: str | Path, config: AnalyticsConfig | None = None) -> dict[str, Any]:
-    """Write ``report.md``, ``analytics.json``, ``retention.png`` and ``activity.png``.
+    """Write ``report.md``, ``analytics.json``, ``retention.png``, ``activity.png`` (and
+    ``churn_roc.png`` when the churn model could be evaluated).
 
     Returns the summary (as in :func:`analytics_summary`) with ``plots`` added.
     """
