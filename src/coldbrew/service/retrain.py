@@ -115,6 +115,11 @@ class Retrainer:
         self._thread: threading.Thread | None = None
 
     @property
+    def job(self) -> dict[str, Any] | None:
+        """The latest job (running or finished), if any."""
+        return self._job
+
+    @property
     def running(self) -> dict[str, Any] | None:
         """The job in progress, if any."""
         job = self._job

@@ -38,7 +38,7 @@ def list_models(state: State) -> ModelsOut:
             "status": "active" if entry["version"] == active else str(entry.get("status", "ready")),
             "message": entry.get("message"),
         })
-    job = retrainer._job
+    job = retrainer.job
     if job is not None and job["status"] != "done":
         versions.append({"version": job["version"], "created_at": job["created_at"], "events": 0, "items": 0,
                          "status": job["status"], "message": job.get("message")})
