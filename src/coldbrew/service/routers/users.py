@@ -9,6 +9,7 @@ from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import JSONResponse
 
 from coldbrew.service.auth import require_read, require_write
 from coldbrew.service.errors import ApiError
@@ -58,7 +59,7 @@ def recommendations(
                                           description="only items whose category contains this")] = None,
     max_price: Annotated[float | None, Query(ge=0, allow_inf_nan=False, description="only items up to this price")] = None,
     exclude: Annotated[str | None, Query(max_length=100_000, description="comma-separated item IDs to leave out")] = None,
-) -> RecommendationsOut:
+) -> JSONResponse:
     check_k(state, k)
     excluded = _exclude_list(exclude)
     history = state.history(user_id)
@@ -70,7 +71,8 @@ def recommendations(
         items: list[dict] = []
     else:
         items, version = state.batcher.recommend(request, k)
-    return RecommendationsOut(user_id=user_id, model_version=version, items=items)
+    # The hot path: items are built from the model's own arrays, so skip re-validating them.
+    return JSONResponse({"user_id": user_id, "model_version": version, "items": items})
 
 
 @router.get(
