@@ -178,3 +178,19 @@ def test_copy_can_be_written_after_selection(model) -> None:
     filled = planner.write_copy(bare, runner(), "zh")
     assert "8折" in filled[0].copy and filled[0].copy_source == "template"
     assert filled[0].score == bare[0].score and filled[0].explanation == bare[0].explanation
+
+
+def test_sqlite_ledger_is_durable_and_enforces_caps(model, tmp_path) -> None:
+    from coldbrew.promotions import SQLiteLedger
+
+    ledger = SQLiteLedger(tmp_path / "ledger.db")
+    promo = Promotion("d", 1.0, 1e6, item_id="s3", frequency_cap=1)
+    assert len(_planner(model, [promo], ledger=ledger).select(runner(), 1, now=NOW)) == 1
+    ledger.close()
+    reopened = SQLiteLedger(tmp_path / "ledger.db")
+    assert reopened.impressions("d", "u0") == 1 and reopened.impressions("d", "u0", since=NOW + 1) == 0
+    assert reopened.spent("d") > 0 and reopened.spent("other") == 0.0
+    planner = _planner(model, [promo], ledger=reopened)
+    assert planner.select(runner(), 1, now=NOW + 60) == []
+    assert planner.skipped_["d"] == "frequency cap of 1 per day reached"
+    assert len(planner.select(runner(), 1, now=NOW + DAY)) == 1

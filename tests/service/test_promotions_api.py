@@ -71,11 +71,20 @@ def test_chinese_copy_and_deleted_products(client) -> None:
     assert body["skipped"]["socks"] == "no product of it in the catalog"
 
 
-def test_promotions_survive_a_restart(make_client, model_dir) -> None:
+def test_promotions_caps_and_spend_survive_a_restart(make_client, model_dir) -> None:
     first = make_client()
-    first.post("/v1/promotions", json=PROMOS["promotions"][0])
+    first.post("/v1/promotions", json=PROMOS["promotions"][2])  # wine: one impression a day
     assert first.delete("/v1/promotions/teapot").status_code == 404
+    shown = first.post("/v1/promotions/select", json={"user_id": "ann", "now": NOW}).json()["placements"]
+    assert [p["promotion_id"] for p in shown] == ["wine"]
     second = make_client()
+    listed = second.get("/v1/promotions").json()["promotions"]
+    assert [p["promotion_id"] for p in listed] == ["wine"]
+    assert listed[0]["spent"] == pytest.approx(shown[0]["score"], rel=1e-4)
+    again = second.post("/v1/promotions/select", json={"user_id": "ann", "now": NOW + 60}).json()
+    assert again["placements"] == [] and again["skipped"]["wine"].startswith("frequency cap")
+    second.post("/v1/promotions", json=PROMOS["promotions"][0])
+    second.delete("/v1/promotions/wine")
     assert [p["promotion_id"] for p in second.get("/v1/promotions").json()["promotions"]] == ["socks"]
     assert second.delete("/v1/promotions/socks").json() == {"promotion_id": "socks", "deleted": True}
     assert second.get("/v1/promotions").json() == {"promotions": []}

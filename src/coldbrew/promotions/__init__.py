@@ -16,7 +16,7 @@ from coldbrew.promotions.ctr import (
     holdout_requests,
     sample_pairs,
 )
-from coldbrew.promotions.ledger import ImpressionLedger, InMemoryLedger
+from coldbrew.promotions.ledger import ImpressionLedger, InMemoryLedger, SQLiteLedger
 from coldbrew.promotions.planner import Placement, PromotionPlanner, user_interests
 from coldbrew.promotions.promotion import (
     CAP_PERIODS,
@@ -38,6 +38,7 @@ __all__ = [
     "InMemoryLedger",
     "Placement",
     "ProductFacts",
+    "SQLiteLedger",
     "Promotion",
     "PromotionPlanner",
     "TemplateCopywriter",

@@ -1,4 +1,8 @@
-"""Impressions and spend per promotion: what frequency caps and budgets are checked against."""
+"""Impressions and spend per promotion: what frequency caps and budgets are checked against.
+
+Two ledgers: :class:`InMemoryLedger` (one process; saved as JSON by the CLI) and
+:class:`SQLiteLedger` (a file that survives restarts, used by the service).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from typing import Any, Protocol
 
 from coldbrew.errors import DataError
 
-__all__ = ["ImpressionLedger", "InMemoryLedger"]
+__all__ = ["ImpressionLedger", "InMemoryLedger", "SQLiteLedger"]
 
 DAY = 86_400
 
@@ -96,3 +100,48 @@ class InMemoryLedger:
         except json.JSONDecodeError as exc:
             raise DataError(f"{p}: line {exc.lineno}: malformed JSON ({exc.msg})") from None
         return cls.from_dict(data, str(p))
+
+
+class SQLiteLedger:
+    """A durable ledger in one SQLite file; each ``record`` is committed before it returns.
+
+    Thread-safe within a process; several processes on one machine may share the file
+    (SQLite locks it), replicas on different machines may not.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        import sqlite3
+
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
+            with self._db:
+                self._db.execute("CREATE TABLE IF NOT EXISTS impressions (promotion_id TEXT NOT NULL,"
+                                 " user_id TEXT NOT NULL, ts INTEGER NOT NULL, cost REAL NOT NULL)")
+                self._db.execute("CREATE INDEX IF NOT EXISTS impressions_key ON impressions (promotion_id, user_id, ts)")
+        except sqlite3.Error as exc:
+            raise DataError(f"{self.path}: cannot open the promotion ledger ({exc})") from None
+
+    def impressions(self, promotion_id: str, user_id: str, since: int | None = None) -> int:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT COUNT(*) FROM impressions WHERE promotion_id = ? AND user_id = ? AND ts >= ?",
+                (promotion_id, user_id, -(2**62) if since is None else int(since)),
+            ).fetchone()
+        return int(row[0])
+
+    def spent(self, promotion_id: str) -> float:
+        with self._lock:
+            row = self._db.execute("SELECT COALESCE(SUM(cost), 0) FROM impressions WHERE promotion_id = ?",
+                                   (promotion_id,)).fetchone()
+        return float(row[0])
+
+    def record(self, promotion_id: str, user_id: str, timestamp: int, cost: float) -> None:
+        with self._lock, self._db:
+            self._db.execute("INSERT INTO impressions VALUES (?, ?, ?, ?)",
+                             (promotion_id, user_id, int(timestamp), float(cost)))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,8 +1,8 @@
 """Promotions and ads: ``POST /v1/promotions``, ``GET /v1/promotions``, ``POST /v1/promotions/select``.
 
-Campaigns are kept in ``<model_dir>/promotions.json`` (so a restart keeps them); impressions
-and spend are counted in memory per process (an :class:`InMemoryLedger`), so frequency caps
-and budgets hold within one replica. pCTR uses ``<model_dir>/ctr_calibration.json`` when
+Campaigns are kept in ``<model_dir>/promotions.json`` and impressions and spend in
+``<model_dir>/promotion_ledger.db`` (a :class:`SQLiteLedger`), so a restart keeps campaigns,
+frequency caps and budgets; replicas on different machines each count their own. pCTR uses ``<model_dir>/ctr_calibration.json`` when
 ``coldbrew calibrate-ctr`` wrote one, else an uncalibrated prior (said in each explanation).
 Promotion copy comes from templates, or from an OpenAI-compatible server when the settings
 name one (``copy_url``), falling back to the template on any error.
@@ -29,7 +29,9 @@ from coldbrew.service.state import ServiceState, State
 router = APIRouter(tags=["promotions"])
 
 _KEY = "promotions"
+_LOCK_KEY = "promotions_lock"
 _FILE = "promotions.json"
+_LEDGER = "promotion_ledger.db"
 _FIELD = re.compile(r"'(promotion_id|item_id|category|bid|budget|start|end|frequency_cap|cap_period|discount_percent)'")
 
 
@@ -53,16 +55,18 @@ class _Campaigns:
 
 def campaigns(state: ServiceState) -> _Campaigns:
     """The state's campaigns, loaded from the model directory on first use."""
-    from coldbrew.promotions import InMemoryLedger, load_promotions
+    from coldbrew.promotions import SQLiteLedger, load_promotions
 
     found = state.extras.get(_KEY)
     if found is None:
-        path = Path(state.settings.model_dir) / _FILE
-        found = _Campaigns(path, ledger=InMemoryLedger())
-        if path.is_file():
-            found.promotions = {p.promotion_id: p for p in load_promotions(path)}
-        state.extras[_KEY] = state.extras.setdefault(_KEY, found)
-        found = state.extras[_KEY]
+        with state.extras.setdefault(_LOCK_KEY, threading.Lock()):
+            found = state.extras.get(_KEY)
+            if found is None:
+                path = Path(state.settings.model_dir) / _FILE
+                found = _Campaigns(path, ledger=SQLiteLedger(path.with_name(_LEDGER)))
+                if path.is_file():
+                    found.promotions = {p.promotion_id: p for p in load_promotions(path)}
+                state.extras[_KEY] = found
     return found
 
 
