@@ -150,6 +150,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             " anyone who can reach it")
     if settings.pseudonymise_key:
         say("coldbrew serve: user IDs are pseudonymised (HMAC-SHA256) before they are stored")
+    import logging
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s:     coldbrew: %(message)s"))
+    service_log = logging.getLogger("coldbrew")
+    service_log.addHandler(handler)  # start-up seeding, retrains, unexpected errors
+    service_log.setLevel(args.log_level.upper())
     app = create_app(settings)
     say(f"coldbrew serve: {model_dir} on http://{args.host}:{args.port} (docs at /docs)")
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log,
