@@ -93,3 +93,20 @@ def test_one_retrain_at_a_time(make_client, demo_events_csv) -> None:
     if second["status"] in ("queued", "training"):
         assert second["job_id"] == first["job_id"]
     _wait_for_job(c)
+
+
+def test_old_versions_are_pruned_but_never_the_active_one(tmp_path) -> None:
+    from coldbrew.service.retrain import VersionRegistry
+
+    registry = VersionRegistry(tmp_path / "model", tmp_path / "model" / "versions")
+    for n in range(1, 6):
+        (registry.directory(f"v{n}")).mkdir(parents=True)
+        registry.record({"version": f"v{n}", "created_at": "", "events": 0, "items": 0, "status": "ready"},
+                        activate=n == 2)
+    assert registry.next_name() == "v6"
+    assert registry.prune(2) == ["v1", "v3"]  # v2 is active: kept
+    data = registry.read()
+    status = {v["version"]: v["status"] for v in data["versions"]}
+    assert status == {"v0": "ready", "v1": "removed", "v2": "ready", "v3": "removed", "v4": "ready", "v5": "ready"}
+    assert sorted(p.name for p in registry.versions_dir.iterdir() if p.is_dir()) == ["v2", "v4", "v5"]
+    assert registry.next_name() == "v6"

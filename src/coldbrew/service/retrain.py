@@ -72,8 +72,38 @@ class VersionRegistry:
         return self.model_dir if version == "v0" else self.versions_dir / version
 
     def next_name(self) -> str:
-        numbers = [int(v["version"][1:]) for v in self.read()["versions"] if str(v["version"][1:]).isdigit()]
+        numbers = [_version_number(str(v["version"])) for v in self.read()["versions"]]
         return f"v{max(numbers, default=0) + 1}"
+
+    def prune(self, keep: int) -> list[str]:
+        """Delete the directories of all but the ``keep`` newest retrained versions.
+
+        ``v0`` (the model directory) and the active version are never deleted; pruned versions
+        stay in the registry with status ``removed``. Returns the names removed.
+        """
+        import shutil
+
+        with self._lock:
+            data = self.read()
+            retrained = sorted(
+                (v for v in data["versions"] if v["version"] != "v0" and v.get("status") == "ready"),
+                key=lambda v: _version_number(v["version"]),
+            )
+            old = [v for v in retrained[: max(len(retrained) - keep, 0)] if v["version"] != data["active"]]
+            for entry in old:
+                shutil.rmtree(self.directory(entry["version"]), ignore_errors=True)
+                entry["status"] = "removed"
+            if old:
+                self._write(data)
+        return [v["version"] for v in old]
+
+    def _write(self, data: dict[str, Any]) -> None:
+        self.versions_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{_REGISTRY}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.path)
 
     def record(self, entry: dict[str, Any], activate: bool) -> None:
         """Add or replace a version entry (and make it the active one)."""
@@ -82,12 +112,11 @@ class VersionRegistry:
             data["versions"] = [v for v in data["versions"] if v["version"] != entry["version"]] + [entry]
             if activate:
                 data["active"] = entry["version"]
-            self.versions_dir.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f".{_REGISTRY}.tmp-{os.getpid()}")
-            tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-            with open(tmp, "rb") as handle:
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
+            self._write(data)
+
+
+def _version_number(name: str) -> int:
+    return int(name[1:]) if name[1:].isdigit() else -1
 
 
 def load_active_model(registry: VersionRegistry, encoder=None) -> tuple[Any, str]:
@@ -176,6 +205,7 @@ class Retrainer:
                      "items": len(fresh.item_map_), "status": "ready",
                      "seconds": round(time.perf_counter() - started, 1)}
             self.registry.record(entry, activate=True)
+            self.registry.prune(state.settings.keep_versions)
             state.metrics.set_model(version, len(fresh.item_map_))
             state.metrics.model_swaps.inc()
             state.metrics.retrains.labels("ok").inc()

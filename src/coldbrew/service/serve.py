@@ -106,6 +106,8 @@ def add_serve_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--copy-url", default=None, metavar="URL",
                    help="OpenAI-compatible server that phrases promotion copy (/v1/chat/completions);"
                    " templates when unset or on any error")
+    p.add_argument("--keep-versions", type=_count, default=3, metavar="N",
+                   help="retrained model versions kept on disk (default 3; the active one always stays)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                    help="server log level (default info)")
     p.add_argument("--access-log", action="store_true", help="log every request (off by default; see /metrics)")
@@ -140,7 +142,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         pseudonymise_key=args.pseudonymise_key or ServiceSettings.key_from_env(),
         report_dir=Path(args.report_dir) if args.report_dir else None,
         max_body_bytes=args.max_body_bytes, max_k=args.max_k, max_batch=args.max_batch,
-        history_limit=args.history_limit, seed_events=Path(args.events) if args.events else None,
+        history_limit=args.history_limit, keep_versions=args.keep_versions, seed_events=Path(args.events) if args.events else None,
         copy_url=args.copy_url,
     )
     open_store(settings.db_url).close()  # a bad --db fails here with one line, not a traceback

@@ -35,6 +35,8 @@ class ServiceSettings:
     seed_events: events file loaded into an empty store at start-up.
     copy_url: an OpenAI-compatible server (``/v1/chat/completions``) that phrases promotion
         copy; ``None`` (default): templates only. Any error falls back to the template.
+    keep_versions: retrained version directories kept on disk (the oldest are removed after
+        a successful retrain; the active one and ``v0``, the model directory, always stay).
     """
 
     model_dir: Path
@@ -49,6 +51,7 @@ class ServiceSettings:
     history_limit: int = 200
     seed_events: Path | None = None
     copy_url: str | None = None
+    keep_versions: int = 3
     versions_dir: Path = field(default=Path(""))
 
     def __post_init__(self) -> None:
@@ -63,7 +66,7 @@ class ServiceSettings:
             object.__setattr__(self, "seed_events", Path(self.seed_events))
         object.__setattr__(self, "read_keys", tuple(self.read_keys))
         object.__setattr__(self, "write_keys", tuple(self.write_keys))
-        for name in ("max_body_bytes", "max_k", "max_batch", "history_limit"):
+        for name in ("max_body_bytes", "max_k", "max_batch", "history_limit", "keep_versions"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"service setting {name} must be at least 1, got {getattr(self, name)}")
         if any(not k for k in self.read_keys + self.write_keys):
