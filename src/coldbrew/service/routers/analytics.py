@@ -2,7 +2,8 @@
 
 Both read the events in the service's event store (``EventStore.snapshot``); results are
 cached until the store holds a different number of events. With an empty store the summary
-falls back to ``<report_dir>/analytics.json`` written by ``coldbrew analytics`` (if any).
+falls back to ``<report_dir>/analytics.json`` written by ``coldbrew analytics`` (if any), else
+it is ``{"events": 0, "users": 0, ...}`` with a note.
 Churn risk comes from a model trained ``horizon_days`` before the last stored event and
 applied to everyone active in the year before it.
 """
@@ -73,7 +74,9 @@ def analytics(
         path = Path(report_dir) / "analytics.json" if report_dir is not None else None
         if path is not None and path.is_file():
             return json.loads(path.read_text(encoding="utf-8")) | {"source": "report"}
-        raise ApiError(404, "no events stored yet: POST /v1/events first (or run coldbrew analytics into the report directory)")
+        # Not an error: a new shop simply has nothing to report yet.
+        return {"events": 0, "users": 0, "source": "event store",
+                "note": "no events stored yet: POST /v1/events (or run coldbrew analytics --out <report_dir>)"}
     config = AnalyticsConfig(cohort=cohort, conversion_days=conversion_days)
     summary = _cached(state, f"summary:{cohort}:{conversion_days}", n_events,
                       lambda: analytics_summary(_events(state), config))
