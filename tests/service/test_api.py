@@ -343,3 +343,22 @@ def test_profile_interests_without_categories_come_from_shared_title_words(clien
     client.post("/v1/events", json={"events": [{"user_id": "w1", "item_id": "tea-004"},
                                                 {"user_id": "w1", "item_id": "cook-001"}]})
     assert client.get("/v1/users/w1/profile").json()["interests"] == ["cast", "iron"]
+
+
+def test_an_unavailable_store_answers_503_and_stores_nothing(client) -> None:
+    from coldbrew.storage.event_store import StorageError
+
+    state = client.app.state.coldbrew
+    real = state.store.append
+
+    def down(events):
+        raise StorageError("event store events.db: disk I/O error")
+
+    state.store.append = down
+    try:
+        r = client.post("/v1/events", json={"user_id": "z", "item_id": "tea-001"})
+    finally:
+        state.store.append = real
+    assert r.status_code == 503 and r.headers["retry-after"] == "1"
+    assert r.json()["error"]["field"] == "db" and "nothing was stored" in r.json()["error"]["message"]
+    assert client.get("/v1/users/z/profile").json()["events"] == 0

@@ -157,3 +157,29 @@ def test_sqlite_runs_in_wal_mode_with_full_sync(tmp_path) -> None:
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     store.close()
+
+
+def test_postgres_reconnects_after_a_lost_connection(pg_base) -> None:
+    import uuid
+
+    import psycopg
+
+    from coldbrew.storage.event_store import StorageError
+
+    store = open_store(f"{pg_base}?schema=coldbrew_test_{uuid.uuid4().hex[:12]}")
+    try:
+        store.append([_ev("u1", "a", 1)])
+        pid = store._conn().info.backend_pid
+        with psycopg.connect(pg_base, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(StorageError, match="PostgreSQL"):
+            store.history("u1", 5)
+        assert [e.item_id for e in store.history("u1", 5).events] == ["a"]  # a new connection
+    finally:
+        store.drop()
+        store.close()
+
+
+def test_unreachable_postgres_is_a_config_error_at_start() -> None:
+    with pytest.raises(ConfigError, match="cannot connect"):
+        open_store("postgresql://postgres@127.0.0.1:1/test")

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from coldbrew.errors import ConfigError, DataError, UnknownIdError
+from coldbrew.storage.event_store import StorageError
 
 __all__ = ["ApiError", "install_error_handlers", "error_body", "BodyLimitMiddleware"]
 
@@ -112,6 +113,12 @@ async def _on_data_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(str(exc)), status_code=422)
 
 
+async def _on_storage(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("event store unavailable on %s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse(error_body(f"storage unavailable, nothing was stored; retry later ({exc})", "db"),
+                        status_code=503, headers={"Retry-After": "1"})
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     return JSONResponse(error_body(f"internal error ({type(exc).__name__}); see the server log"), status_code=500)
@@ -126,6 +133,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(UnknownIdError, _on_unknown_id)
     app.add_exception_handler(DataError, _on_data_error)
     app.add_exception_handler(ConfigError, _on_data_error)
+    app.add_exception_handler(StorageError, _on_storage)
     app.add_exception_handler(Exception, _on_unexpected)
 
 

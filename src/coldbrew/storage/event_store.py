@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from coldbrew.data.events import Events
-from coldbrew.errors import ConfigError
+from coldbrew.errors import ColdbrewError, ConfigError
 
 __all__ = [
     "EventStore",
@@ -27,10 +27,15 @@ __all__ = [
     "Snapshot",
     "open_store",
     "ITEM_FIELDS",
+    "StorageError",
 ]
 
 # The catalog fields an item record may carry (besides item_id, in_stock and deleted).
 ITEM_FIELDS = ("title", "description", "category", "brand", "price", "tags")
+
+
+class StorageError(ColdbrewError, RuntimeError):
+    """The database could not be used (down, locked, out of space): nothing was stored."""
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from coldbrew.errors import ConfigError
 from coldbrew.storage.event_store import (
     ItemRecord,
     Snapshot,
+    StorageError,
     StoredEvent,
     UserHistory,
     UserProfile,
@@ -25,6 +26,26 @@ from coldbrew.storage.event_store import (
 )
 
 __all__ = ["PostgresEventStore"]
+
+
+def _guarded(method):
+    """Report lost connections and server errors as ``StorageError`` (the service answers 503).
+
+    A broken connection is dropped, so the next call of that thread reconnects.
+    """
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except self._psycopg.OperationalError as exc:
+            conn = getattr(self._local, "conn", None)
+            if conn is not None and (conn.closed or conn.broken):
+                self._local.conn = None
+            raise StorageError(f"event store (PostgreSQL): {str(exc).strip()}") from exc
+
+    return wrapper
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -61,7 +82,10 @@ class PostgresEventStore:
         self._events = f"{s}.events"
         self._items = f"{s}.items"
         self._profiles = f"{s}.profiles"
-        conn = self._conn()
+        try:
+            conn = self._conn()
+        except StorageError as exc:
+            raise ConfigError(f"--db: {exc}") from None
         with conn.transaction():
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
             conn.execute(
@@ -85,16 +109,17 @@ class PostgresEventStore:
 
     def _conn(self):
         conn = getattr(self._local, "conn", None)
-        if conn is None or conn.closed:
+        if conn is None or conn.closed or conn.broken:
             try:
                 conn = self._psycopg.connect(self.conninfo, autocommit=True)
             except self._psycopg.OperationalError as exc:
-                raise ConfigError(f"--db: cannot connect to PostgreSQL: {str(exc).strip()}") from None
+                raise StorageError(f"cannot connect to PostgreSQL: {str(exc).strip()}") from None
             self._local.conn = conn
             with self._all_lock:
                 self._all.append(conn)
         return conn
 
+    @_guarded
     def append(self, events: Sequence[StoredEvent]) -> int:
         if not events:
             return 0
@@ -105,6 +130,7 @@ class PostgresEventStore:
                     copy.write_row((e.user_id, e.item_id, int(e.timestamp), e.event, e.value))
         return len(events)
 
+    @_guarded
     def history(self, user_id: str, limit: int) -> UserHistory:
         conn = self._conn()
         rows = conn.execute(
@@ -121,6 +147,7 @@ class PostgresEventStore:
         events = [StoredEvent(user_id, item, int(ts), event, value) for item, ts, event, value in rows]
         return UserHistory(events, profile)
 
+    @_guarded
     def erase_user(self, user_id: str) -> tuple[int, bool]:
         conn = self._conn()
         with conn.transaction():
@@ -128,6 +155,7 @@ class PostgresEventStore:
             profiles = conn.execute(f"DELETE FROM {self._profiles} WHERE user_id = %s", (user_id,)).rowcount
         return int(events), profiles > 0
 
+    @_guarded
     def save(self, items: Sequence[ItemRecord] = (), profiles: Sequence[UserProfile] = ()) -> None:
         if not items and not profiles:
             return
@@ -160,6 +188,7 @@ class PostgresEventStore:
                     profile_rows,
                 )
 
+    @_guarded
     def snapshot(self, with_events: bool = True) -> Snapshot:
         conn = self._conn()
         with conn.transaction():

@@ -20,6 +20,7 @@ from coldbrew.errors import ConfigError
 from coldbrew.storage.event_store import (
     ItemRecord,
     Snapshot,
+    StorageError,
     StoredEvent,
     UserHistory,
     UserProfile,
@@ -27,6 +28,20 @@ from coldbrew.storage.event_store import (
 )
 
 __all__ = ["SQLiteEventStore"]
+
+
+def _guarded(method):
+    """Report the driver's operational failures as ``StorageError`` (the service answers 503)."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            raise StorageError(f"event store {self.path.name}: {exc}") from exc
+
+    return wrapper
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -111,6 +126,7 @@ class SQLiteEventStore:
                 raise
             return counts
 
+    @_guarded
     def append(self, events: Sequence[StoredEvent]) -> int:
         if not events:
             return 0
@@ -118,6 +134,7 @@ class SQLiteEventStore:
         self._write(("INSERT INTO events (user_id, item_id, ts, event, value) VALUES (?, ?, ?, ?, ?)", rows))
         return len(rows)
 
+    @_guarded
     def history(self, user_id: str, limit: int) -> UserHistory:
         conn = self._reader()
         rows = conn.execute(
@@ -134,6 +151,7 @@ class SQLiteEventStore:
         events = [StoredEvent(user_id, item, ts, event, value) for item, ts, event, value in rows]
         return UserHistory(events, profile)
 
+    @_guarded
     def erase_user(self, user_id: str) -> tuple[int, bool]:
         events, profiles = self._write(
             ("DELETE FROM events WHERE user_id = ?", [(user_id,)]),
@@ -141,6 +159,7 @@ class SQLiteEventStore:
         )
         return int(events), profiles > 0
 
+    @_guarded
     def save(self, items: Sequence[ItemRecord] = (), profiles: Sequence[UserProfile] = ()) -> None:
         if not items and not profiles:
             return
@@ -163,6 +182,7 @@ class SQLiteEventStore:
              " categories = excluded.categories, updated_at = excluded.updated_at", profile_rows),
         )
 
+    @_guarded
     def snapshot(self, with_events: bool = True) -> Snapshot:
         conn = self._reader()
         conn.execute("BEGIN")  # one consistent read of both tables
