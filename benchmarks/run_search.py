@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from coldbrew.data import load_catalog, load_events
+from coldbrew.errors import ModelFormatError
 from coldbrew.evaluation.metrics import hit_rate_at_k, ndcg_at_k, per_user_ndcg_at_k
 from coldbrew.evaluation.protocol import fit_catalog
 from coldbrew.evaluation.splits import temporal_split
@@ -114,14 +115,19 @@ def ranked(index: SearchIndex, queries: pd.DataFrame, mode: str, hist, k: int, b
     return out
 
 
-def latency(index: SearchIndex, queries: pd.DataFrame, mode: str, hist, k: int, n: int) -> dict[str, float]:
-    """Milliseconds per single-query call (median, p95) over ``n`` queries."""
-    times = []
+def latency(setups: dict[str, tuple], queries: pd.DataFrame, hist, k: int, n: int) -> dict[str, dict[str, float]]:
+    """Milliseconds per single-query call (median, p95) of each setup over ``n`` queries.
+
+    ``setups``: name -> (index, mode, personalised). The setups take turns query by query, so
+    the load of a shared machine falls on all of them alike.
+    """
+    times: dict[str, list[float]] = {name: [] for name in setups}
     for q in range(min(n, len(queries))):
-        started = time.perf_counter()
-        index.search([queries["query"].iloc[q]], k, mode, [hist[q]] if hist is not None else None)
-        times.append((time.perf_counter() - started) * 1000)
-    return {"median_ms": float(np.median(times)), "p95_ms": float(np.percentile(times, 95))}
+        for name, (index, mode, personal) in setups.items():
+            started = time.perf_counter()
+            index.search([queries["query"].iloc[q]], k, mode, [hist[q]] if personal else None)
+            times[name].append((time.perf_counter() - started) * 1000)
+    return {name: {"median_ms": float(np.median(t)), "p95_ms": float(np.percentile(t, 95))} for name, t in times.items()}
 
 
 def grid(model, queries, hist, relevant, has_history, k: int) -> None:
@@ -163,16 +169,20 @@ def main() -> None:
                       dtype={"user_id": str, "item_id": str, "invoice_id": str})
     split = temporal_split(events, 0.8)
     started = time.perf_counter()
+    model = None
     if args.model_cache is not None and (args.model_cache / "manifest.json").is_file():
-        model = load_model(args.model_cache)
-        print(f"loaded the fitted model from {args.model_cache}", flush=True)
-    else:
+        try:
+            model = load_model(args.model_cache)
+            print(f"loaded the fitted model from {args.model_cache}", flush=True)
+        except ModelFormatError as exc:  # written by another code version: fit again
+            print(f"refitting: {exc}", flush=True)
+    if model is None:
         seen, rest = fit_catalog(split, catalog)
         model = Recommender().fit(seen, split.train)
         model.add_items(rest)
         if args.model_cache is not None:
             save_model(model, args.model_cache)
-    fit_s = time.perf_counter() - started
+    model_s = time.perf_counter() - started
     started = time.perf_counter()
     index = SearchIndex.build(model)
     build_s = time.perf_counter() - started
@@ -181,7 +191,7 @@ def main() -> None:
     hist = histories(events, queries)
     has_history = np.array([any(e.item_id in model.item_map_ for e in h) for h in hist])
     relevant = queries.relevant.tolist()
-    print(f"fit + add-items {fit_s:.1f} s, index built in {build_s:.2f} s; {len(queries)} queries,"
+    print(f"model ready (fit + add-items, or loaded) in {model_s:.1f} s, index built in {build_s:.2f} s; {len(queries)} queries,"
           f" {has_history.sum()} with user history", flush=True)
 
     if args.grid:
@@ -190,6 +200,8 @@ def main() -> None:
     rows = [(name, mode, personal, None) for name, mode, personal in ROWS]
     rows += [(f"hybrid + personalised (personal_weight {w:g})", "hybrid", True, w) for w in args.personal_weights]
     results = {}
+    per_query_ndcg = {}
+    setups = {}
     for name, mode, personal, weight in rows:
         idx = index if weight is None else SearchIndex.build(model, SearchConfig(personal_weight=weight))
         h = hist if personal else None
@@ -197,29 +209,41 @@ def main() -> None:
         lists = ranked(idx, queries, mode, h, args.k)
         batch_s = time.perf_counter() - started
         per_query = per_user_ndcg_at_k(lists, relevant, args.k)
+        per_query_ndcg[name] = per_query
         results[name] = {
             f"ndcg@{args.k}": ndcg_at_k(lists, relevant, args.k),
             f"ndcg@{args.k}_with_history": float(np.nanmean(per_query[has_history])),
             f"hit_rate@{args.k}": hit_rate_at_k(lists, relevant, args.k),
             "batch_queries_per_s": len(queries) / batch_s,
-            **latency(idx, queries, mode, h, args.k, args.latency_queries),
         }
+        setups[name] = (idx, mode, personal)
         r = results[name]
         print(f"{name:<48} ndcg@{args.k} {r[f'ndcg@{args.k}']:.4f}  with history {r[f'ndcg@{args.k}_with_history']:.4f}"
-              f"  hit@{args.k} {r[f'hit_rate@{args.k}']:.3f}  batch {r['batch_queries_per_s']:.0f} q/s"
-              f"  single {r['median_ms']:.1f} ms (p95 {r['p95_ms']:.1f})", flush=True)
+              f"  hit@{args.k} {r[f'hit_rate@{args.k}']:.3f}  batch {r['batch_queries_per_s']:.0f} q/s", flush=True)
+    for name, timing in latency(setups, queries, hist, args.k, args.latency_queries).items():
+        results[name].update(timing)
+
+    # paired bootstrap over queries: the NDCG difference of each mode to hybrid
+    rng = np.random.default_rng(args.seed)
+    base = per_query_ndcg["hybrid (RRF)"]
+    samples = rng.integers(0, len(base), size=(1000, len(base)))
+    for name, per_query in per_query_ndcg.items():
+        diff = np.nan_to_num(per_query - base)[samples].mean(axis=1)
+        results[name]["vs_hybrid_ci95"] = [float(np.percentile(diff, 2.5)), float(np.percentile(diff, 97.5))]
 
     print()
     print(f"| mode | NDCG@{args.k} (all {len(queries)} queries) | NDCG@{args.k} ({int(has_history.sum())} with user history) |"
-          f" HitRate@{args.k} | batch queries/s | one query: median / p95 ms |")
-    print("|---|---|---|---|---|---|")
+          f" HitRate@{args.k} | − hybrid, 95% CI | batch queries/s | one query: median / p95 ms |")
+    print("|---|---|---|---|---|---|---|")
     for name, r in results.items():
+        lo, hi = r["vs_hybrid_ci95"]
         print(f"| {name} | {r[f'ndcg@{args.k}']:.4f} | {r[f'ndcg@{args.k}_with_history']:.4f} | {r[f'hit_rate@{args.k}']:.3f} |"
+              f" {lo:+.4f} … {hi:+.4f} |"
               f" {r['batch_queries_per_s']:.0f} | {r['median_ms']:.1f} / {r['p95_ms']:.1f} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "k": args.k, "queries": len(queries), "with_history": int(has_history.sum()), "seed": args.seed,
-        "fit_s": fit_s, "index_build_s": build_s, "items": len(model.item_map_), "results": results,
+        "model_ready_s": model_s, "index_build_s": build_s, "items": len(model.item_map_), "results": results,
         "examples": queries.head(10).assign(relevant=queries.relevant.head(10).map(sorted)).to_dict("records"),
     }, indent=2, ensure_ascii=False, default=str))
     print(f"\nwritten to {args.out}")
