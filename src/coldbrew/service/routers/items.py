@@ -25,7 +25,7 @@ from coldbrew.service.schemas import (
     ItemsWrittenOut,
     SimilarOut,
 )
-from coldbrew.service.state import ServiceState, State, item_record_of
+from coldbrew.service.state import ServiceState, State, catalog_from_records, item_record_of
 from coldbrew.storage.event_store import ItemRecord
 
 router = APIRouter(tags=["items"])
@@ -77,6 +77,9 @@ def post_items(
     if len(items) > state.settings.max_batch:
         raise ApiError(413, f"field 'items': at most {state.settings.max_batch:,} items per request", "items")
     records = [_record(i) for i in items]
+    # Encode the texts now, outside every lock: the model's embedding cache then answers
+    # inside the write lock, which readers wait for.
+    state.model.encode(catalog_from_records(records).texts())
     with state.catalog_lock:
         state.store.save(items=records)  # durable first; readers keep going meanwhile
         with state.lock.write():
