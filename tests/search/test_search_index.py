@@ -179,3 +179,9 @@ def test_personalised_scores_stay_sorted_beyond_the_re_ranked_pool(demo_model):
         hits = index.search(["tea"], k=12, mode=mode, user_histories=[history])[0]
         scores = [h.score for h in hits]
         assert scores == sorted(scores, reverse=True), mode
+
+
+def test_reasons_name_short_english_words_too(index):
+    top = index.search(["tea teapot"], 1, "lexical")[0][0]
+    assert top.item_id == "tea-004" and top.reason == "matches 'tea teapot'"  # "tea" is kept
+    assert index.search(["婴儿车"], 1, "lexical")[0][0].reason == "matches '婴儿车'"

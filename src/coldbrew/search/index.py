@@ -350,8 +350,8 @@ class SearchIndex:
             if int(i) in lexical:
                 doc = set(self._lexical.tokens(int(i)))
                 words = list(dict.fromkeys(w for w, tokens in terms if any(t in doc for t in tokens)))
-                # jieba's search mode yields 婴儿 and 婴儿车: name the longer word only.
-                words = [w for w in words if not any(w != o and w in o for o in words)]
+                # jieba's search mode yields 婴儿 and 婴儿车: name the longer Chinese word only.
+                words = [w for w in words if w.isascii() or not any(w != o and w in o for o in words)]
                 if words:
                     joiner = "" if all(not w.isascii() for w in words) else " "
                     reason = f"matches '{_clip(joiner.join(words), 40)}'"
