@@ -110,3 +110,38 @@ def test_old_versions_are_pruned_but_never_the_active_one(tmp_path) -> None:
     assert status == {"v0": "ready", "v1": "removed", "v2": "ready", "v3": "removed", "v4": "ready", "v5": "ready"}
     assert sorted(p.name for p in registry.versions_dir.iterdir() if p.is_dir()) == ["v2", "v4", "v5"]
     assert registry.next_name() == "v6"
+
+
+def test_catalog_changes_under_load_never_fail_a_request(client) -> None:
+    statuses: list[int] = []
+    deleted: set[str] = set()
+    leaks: list[str] = []
+    stop = threading.Event()
+
+    def hammer(user: str) -> None:
+        while not stop.is_set():
+            gone = set(deleted)  # deleted before this request started
+            r = client.get(f"/v1/users/{user}/recommendations", params={"k": 60})
+            statuses.append(r.status_code)
+            if r.status_code == 200:
+                leaks.extend(i["item_id"] for i in r.json()["items"] if i["item_id"] in gone)
+
+    client.post("/v1/events", json={"user_id": "h1", "item_id": "tea-001", "event": "purchase"})
+    threads = [threading.Thread(target=hammer, args=(u,)) for u in ("h1", "u003", "fresh")]
+    for t in threads:
+        t.start()
+    try:
+        for n in range(12):
+            assert client.post("/v1/items", json={"item_id": f"load-{n}", "title": f"Green tea gift box {n}",
+                                                  "category": "Food > Tea"}).status_code == 201
+            assert client.patch(f"/v1/items/load-{n}", json={"price": float(n)}).status_code == 200
+            if n % 3 == 0:
+                assert client.delete(f"/v1/items/load-{n}").status_code == 200
+                deleted.add(f"load-{n}")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert statuses and set(statuses) == {200}
+    assert not leaks, f"deleted items recommended after their deletion was acknowledged: {set(leaks)}"
+    assert client.get("/healthz").json()["items"] == 52 + 12
