@@ -2,7 +2,7 @@
 
     python benchmarks/run_service.py [--data ../shared/data/uci_online_retail] [--work DIR]
         [--requests 3000] [--concurrency 1 8] [--events 100000] [--batch 1000]
-        [--postgres postgresql://postgres@127.0.0.1:5432/test] [--trials 15]
+        [--postgres postgresql://postgres@127.0.0.1:5432/test] [--trials 15] [--repeats 3]
 
 The service runs as its own process (``coldbrew serve``, the real command); this process
 drives it with a small asyncio HTTP/1.1 client (keep-alive connections, one per simulated
@@ -17,10 +17,13 @@ service's CPU). Measured, medians where repeated:
   ingested events (uniformly drawn), at 1 and 8 concurrent clients: p50 / p99 latency seen
   by the client and throughput;
 * new item visibility: a new product is posted (``POST /v1/items``) with the text of a
-  shopper's favourite product; the time from sending the POST to the first answer of that
-  shopper's recommendations (polled back to back) that contains it.
+  shopper's favourite product and a category of its own; the time from sending the POST to
+  the first answer of that shopper's recommendations for that category (polled back to
+  back) that contains it; and where it ranks in the shopper's unfiltered list.
 
-Writes a markdown table to ``benchmarks/results/service_uci.md`` and prints it.
+The whole round runs ``--repeats`` times on fresh servers and databases; the table gives the
+median of each figure and every run's value. Writes it to
+``benchmarks/results/service_uci.md`` and prints it.
 """
 
 from __future__ import annotations
@@ -176,6 +179,11 @@ class Service:
         self.stop()
         raise SystemExit(f"coldbrew serve did not answer /healthz within 300 s; see {log}")
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the service process has used so far (from /proc)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def get(self, path: str) -> dict:
         status, body = asyncio.run(_get(self.port, path))
         if status != 200:
@@ -213,8 +221,10 @@ def _event_batches(events, n: int, batch: int, user_prefix: str = "") -> list[tu
 
 def ingest(service: Service, batches: list[tuple[str, str, object]], clients: int = 4) -> dict[str, float]:
     n = sum(len(body["events"]) for _, _, body in batches)
+    cpu = service.cpu_seconds()
     latencies, wall = drive(service.port, batches, clients)
-    return {"events": n, "wall_s": wall, "events_per_s": n / wall,
+    cpu = service.cpu_seconds() - cpu
+    return {"events": n, "wall_s": wall, "events_per_s": n / wall, "cpu_us_per_event": 1e6 * cpu / n,
             "batch_p50_ms": 1000 * float(np.median(latencies)),
             "batch_p99_ms": 1000 * float(np.percentile(latencies, 99))}
 
@@ -226,18 +236,28 @@ def recommend_load(service: Service, users: list[str], n: int, concurrency: int,
     sample = service.get(calls[0][1])
     if len(sample["items"]) != k:
         raise SystemExit(f"expected {k} recommendations, got {len(sample['items'])}: {sample}")
+    cpu = service.cpu_seconds()
     latencies, wall = drive(service.port, calls, concurrency)
-    return {"requests": n, "p50_ms": 1000 * float(np.median(latencies)),
+    cpu = service.cpu_seconds() - cpu
+    return {"requests": n, "cpu_ms_per_request": 1000 * cpu / n, "p50_ms": 1000 * float(np.median(latencies)),
             "p99_ms": 1000 * float(np.percentile(latencies, 99)), "req_per_s": n / wall}
 
 
-async def _new_item_trial(port: int, user: str, anchor: dict, trial: int, k: int, timeout_s: float) -> tuple[float, int]:
-    """Seconds from sending POST /v1/items to the first list of ``user`` containing the item."""
+async def _new_item_trial(port: int, user: str, anchor: dict, trial: int, k: int,
+                          timeout_s: float) -> tuple[float, int, str]:
+    """Seconds from sending POST /v1/items to the first answer of ``user``'s list containing it.
+
+    The product gets a category of its own and the list asks for that category (a "new
+    arrivals" shelf), so what is timed is how soon the service ranks it, not whether the model
+    ranks a product without any sale above the shop's best sellers.
+    """
     conn = await Connection("127.0.0.1", port).open()
     try:
         item_id = f"bench-new-{trial}-{uuid.uuid4().hex[:8]}"
-        item = {"item_id": item_id, "title": f"{anchor['title']} NEW EDITION", "price": anchor.get("price")}
-        path = f"/v1/users/{quote(user, safe='')}/recommendations?k={k}"
+        category = f"New arrivals > bench {uuid.uuid4().hex[:8]}"
+        item = {"item_id": item_id, "title": f"{anchor['title']} NEW EDITION", "category": category,
+                "price": anchor.get("price")}
+        path = f"/v1/users/{quote(user, safe='')}/recommendations?k={k}&category={quote(category, safe='')}"
         started = time.perf_counter()
         status, body = await conn.request("POST", "/v1/items", item)
         if status >= 300:
@@ -247,8 +267,8 @@ async def _new_item_trial(port: int, user: str, anchor: dict, trial: int, k: int
             status, body = await conn.request("GET", path)
             polls += 1
             if status == 200 and any(i["item_id"] == item_id for i in json.loads(body)["items"]):
-                return time.perf_counter() - started, polls
-        return float("nan"), polls
+                return time.perf_counter() - started, polls, item_id
+        return float("nan"), polls, item_id
     finally:
         await conn.close()
 
@@ -256,26 +276,29 @@ async def _new_item_trial(port: int, user: str, anchor: dict, trial: int, k: int
 def new_item_visibility(service: Service, user: str, anchor: dict, trials: int, k: int) -> dict[str, float]:
     times, polls = [], []
     for t in range(trials):
-        seconds, n = asyncio.run(_new_item_trial(service.port, user, anchor, t, k, timeout_s=5.0))
+        seconds, n, item_id = asyncio.run(_new_item_trial(service.port, user, anchor, t, k, timeout_s=5.0))
         times.append(seconds)
         polls.append(n)
+    # Where the last one ranks for the same shopper without the category filter.
+    answer = service.get(f"/v1/users/{quote(user, safe='')}/recommendations?k=1000")
+    ranked = [i["item_id"] for i in answer["items"]]
     seen = [s for s in times if s == s]
     return {"trials": trials, "visible": len(seen),
             "median_ms": 1000 * statistics.median(seen) if seen else float("nan"),
             "max_ms": 1000 * max(seen) if seen else float("nan"),
-            "median_polls": statistics.median(polls)}
+            "median_polls": statistics.median(polls),
+            "unfiltered_rank": ranked.index(item_id) + 1 if item_id in ranked else None}
 
 
 def _shopper_and_anchor(service: Service, events, catalog) -> tuple[str, dict]:
-    """A shopper with a clear favourite product (bought most often), and that product."""
+    """A recent shopper with a clear favourite product (bought most often), and that product."""
     order = np.argsort(events.timestamps, kind="stable")
     counts: dict[tuple[str, str], int] = {}
     for i in order[-50_000:]:
         key = (str(events.user_ids[i]), str(events.item_ids[i]))
         counts[key] = counts.get(key, 0) + 1
     (user, item), _ = max(counts.items(), key=lambda kv: kv[1])
-    anchor = service.get(f"/v1/items/{quote(item, safe='')}")
-    return user, anchor
+    return user, service.get(f"/v1/items/{quote(item, safe='')}")
 
 
 def _machine() -> str:
@@ -306,6 +329,89 @@ def _drop_schema(url: str, schema: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
+def _run_once(args: argparse.Namespace, model_dir: Path, log: Path, events, catalog) -> dict[str, dict]:
+    """One full round on fresh servers and stores: results by phase."""
+    n_events = min(args.events, len(events))
+    out: dict[str, dict] = {}
+    # SQLite: ingestion, then recommendation latency for the shoppers just ingested.
+    db = args.work / "events.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    service = Service(model_dir, f"sqlite:///{db}", log)
+    try:
+        print(f"serving on port {service.port}: {' '.join(service.command)}", file=sys.stderr, flush=True)
+        batches = _event_batches(events, n_events, args.batch)
+        out["sqlite"] = ingest(service, batches)
+        users = sorted({row["user_id"] for _, _, body in batches for row in body["events"]})
+        recommend_load(service, users, 200, 1, args.k, seed=99)  # warm-up
+        for concurrency in args.concurrency:
+            out[f"recommend@{concurrency}"] = {
+                **recommend_load(service, users, args.requests, concurrency, args.k, seed=concurrency),
+                "users": len(users)}
+        user, anchor = _shopper_and_anchor(service, events, catalog)
+        out["new_item"] = {**new_item_visibility(service, user, anchor, args.trials, args.k),
+                           "user": user, "anchor": anchor.get("title")}
+    finally:
+        service.stop()
+    # PostgreSQL: ingestion only, into a schema of its own that is dropped afterwards.
+    if args.postgres:
+        problem = _postgres_reachable(args.postgres)
+        if problem:
+            out["postgres"] = {"problem": problem}
+        else:
+            schema = f"coldbrew_bench_{uuid.uuid4().hex[:8]}"
+            separator = "&" if "?" in args.postgres else "?"
+            service = Service(model_dir, f"{args.postgres}{separator}schema={schema}", log)
+            try:
+                out["postgres"] = ingest(service, _event_batches(events, n_events, args.batch))
+            finally:
+                service.stop()
+                _drop_schema(args.postgres, schema)
+    for phase, values in out.items():
+        print(phase, {k: round(v, 2) if isinstance(v, float) else v for k, v in values.items()}, file=sys.stderr, flush=True)
+    return out
+
+
+def _rows(runs: list[dict[str, dict]], args: argparse.Namespace) -> list[tuple[str, str, str]]:
+    """Markdown rows: the median of each figure over the runs, each run's value in brackets."""
+
+    def med(phase: str, key: str) -> float:
+        values = [v for v in (r[phase].get(key) for r in runs) if v is not None and v == v]  # not NaN
+        return statistics.median(values) if values else float("nan")
+
+    def each(phase: str, key: str, fmt: str) -> str:
+        return " / ".join(format(r[phase][key], fmt) for r in runs)
+
+    rows = []
+    stores = [("sqlite", "SQLite")] + ([("postgres", "PostgreSQL")] if args.postgres else [])
+    for phase, name in stores:
+        if "problem" in runs[0].get(phase, {}):
+            rows.append((f"events ingested durably, {name}", "not measured", runs[0][phase]["problem"]))
+            continue
+        rows.append((f"events ingested durably, {name} (batches of {args.batch}, 4 clients)",
+                     f"{med(phase, 'events_per_s'):,.0f} events/s [{each(phase, 'events_per_s', ',.0f')}]",
+                     f"{runs[0][phase]['events']:,} events per run; batch p50 {med(phase, 'batch_p50_ms'):.0f} ms,"
+                     f" p99 {med(phase, 'batch_p99_ms'):.0f} ms; service CPU {med(phase, 'cpu_us_per_event'):.0f} µs/event"))
+    for concurrency in args.concurrency:
+        phase = f"recommend@{concurrency}"
+        rows.append((f"recommendations, k={args.k}, {concurrency} concurrent client{'s' if concurrency > 1 else ''}",
+                     f"p50 {med(phase, 'p50_ms'):.1f} ms [{each(phase, 'p50_ms', '.1f')}],"
+                     f" p99 {med(phase, 'p99_ms'):.1f} ms [{each(phase, 'p99_ms', '.1f')}]",
+                     f"{med(phase, 'req_per_s'):,.0f} requests/s [{each(phase, 'req_per_s', ',.0f')}], {args.requests:,}"
+                     f" requests per run over {runs[0][phase]['users']:,} shoppers; service CPU"
+                     f" {med(phase, 'cpu_ms_per_request'):.1f} ms/request"))
+    item = runs[0]["new_item"]
+    ranks = {r["new_item"]["unfiltered_rank"] for r in runs}
+    rows.append(("new item: POST /v1/items → first appearance in a shopper's recommendations",
+                 f"median {med('new_item', 'median_ms'):.0f} ms [{each('new_item', 'median_ms', '.0f')}]"
+                 f" (max {max(r['new_item']['max_ms'] for r in runs):.0f} ms)",
+                 f"visible in {sum(r['new_item']['visible'] for r in runs)} of {sum(r['new_item']['trials'] for r in runs)}"
+                 f" trials, in the list filtered to its category (`&category=`), after a median of"
+                 f" {med('new_item', 'median_polls'):.0f} recommendation request(s); shopper {item['user']}, new item"
+                 f" titled like '{item['anchor']}'; unfiltered, it ranks"
+                 f" {', '.join(str(x) for x in sorted(ranks, key=str)) if ranks != {None} else 'below 1000'} for that shopper"))
+    return rows
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -319,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=1000, help="events per POST")
     parser.add_argument("--postgres", default=DEFAULT_PG, help="PostgreSQL URL ('' to skip)")
     parser.add_argument("--trials", type=int, default=15, help="new-item visibility trials")
+    parser.add_argument("--repeats", type=int, default=3, help="whole runs (fresh servers and stores); medians are reported")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "service_uci.md")
     args = parser.parse_args(argv)
 
@@ -335,69 +442,22 @@ def main(argv: list[str] | None = None) -> int:
                         "--events", str(args.data / "interactions.csv.gz"), "--out", str(model_dir)], check=True)
     catalog, _ = load_catalog(args.data / "items.csv.gz")
     events, _ = load_events(args.data / "interactions.csv.gz")
-    n_events = min(args.events, len(events))
-    rows: list[tuple[str, str, str]] = []
-
-    # SQLite: ingestion, then recommendation latency for the shoppers just ingested.
-    db = args.work / "events.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{db}{suffix}").unlink(missing_ok=True)
-    service = Service(model_dir, f"sqlite:///{db}", log)
-    try:
-        print(f"serving on port {service.port}: {' '.join(service.command)}", file=sys.stderr, flush=True)
-        batches = _event_batches(events, n_events, args.batch)
-        result = ingest(service, batches)
-        rows.append((f"events ingested durably, SQLite (batches of {args.batch}, 4 clients)",
-                     f"{result['events_per_s']:,.0f} events/s",
-                     f"{result['events']:,} events in {result['wall_s']:.1f} s; batch p50 {result['batch_p50_ms']:.0f} ms,"
-                     f" p99 {result['batch_p99_ms']:.0f} ms"))
-        print(rows[-1], file=sys.stderr, flush=True)
-        users = sorted({row["user_id"] for _, _, body in batches for row in body["events"]})
-        recommend_load(service, users, 200, 1, args.k, seed=99)  # warm-up
-        for concurrency in args.concurrency:
-            result = recommend_load(service, users, args.requests, concurrency, args.k, seed=concurrency)
-            rows.append((f"recommendations, k={args.k}, {concurrency} concurrent client{'s' if concurrency > 1 else ''}",
-                         f"p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms",
-                         f"{result['req_per_s']:,.0f} requests/s over {result['requests']:,} requests"
-                         f" ({len(users):,} distinct shoppers)"))
-            print(rows[-1], file=sys.stderr, flush=True)
-        user, anchor = _shopper_and_anchor(service, events, catalog)
-        result = new_item_visibility(service, user, anchor, args.trials, args.k)
-        rows.append(("new item: POST /v1/items → first appearance in a shopper's recommendations",
-                     f"median {result['median_ms']:.1f} ms (max {result['max_ms']:.1f} ms)",
-                     f"visible in {result['visible']} of {result['trials']} trials; median {result['median_polls']:.0f}"
-                     f" recommendation request(s) after the POST; shopper {user}, new item titled like"
-                     f" '{anchor.get('title')}'"))
-        print(rows[-1], file=sys.stderr, flush=True)
-    finally:
-        service.stop()
-
-    # PostgreSQL: ingestion only, into a schema of its own that is dropped afterwards.
-    if args.postgres:
-        problem = _postgres_reachable(args.postgres)
-        if problem:
-            rows.append(("events ingested durably, PostgreSQL", "not measured", problem))
-        else:
-            schema = f"coldbrew_bench_{uuid.uuid4().hex[:8]}"
-            separator = "&" if "?" in args.postgres else "?"
-            service = Service(model_dir, f"{args.postgres}{separator}schema={schema}", log)
-            try:
-                result = ingest(service, _event_batches(events, n_events, args.batch))
-                rows.append((f"events ingested durably, PostgreSQL (batches of {args.batch}, 4 clients)",
-                             f"{result['events_per_s']:,.0f} events/s",
-                             f"{result['events']:,} events in {result['wall_s']:.1f} s; batch p50 {result['batch_p50_ms']:.0f} ms,"
-                             f" p99 {result['batch_p99_ms']:.0f} ms"))
-                print(rows[-1], file=sys.stderr, flush=True)
-            finally:
-                service.stop()
-                _drop_schema(args.postgres, schema)
-
+    runs = []
+    for repeat in range(args.repeats):
+        print(f"run {repeat + 1} of {args.repeats}", file=sys.stderr, flush=True)
+        runs.append(_run_once(args, model_dir, log, events, catalog))
+    rows = _rows(runs, args)
+    load_end = os.getloadavg()[0]
     command = "python benchmarks/run_service.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    lines = [f"Command: `{command.strip()}`", "", f"Machine: {machine}", "",
+    lines = [f"Command: `{command.strip()}`", "", f"Machine: {machine}, at the end {load_end:.2f}", "",
              f"Service: `coldbrew serve --model MODEL --db URL` (one process), model fitted with"
              f" `coldbrew fit` on the full data ({len(events):,} events, {len(catalog):,} items); client: asyncio,"
-             f" keep-alive HTTP/1.1 on loopback, in a second process on the same machine.", "",
-             "| measurement | result | details |", "|---|---|---|"]
+             f" keep-alive HTTP/1.1 on loopback, in a second process on the same machine;"
+             f" OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}. \"service CPU\" is the user + system"
+             f" CPU time of the service process over the phase, divided by the work done (load-independent).", "",
+             f"Each figure is the median over {args.repeats} runs (fresh server and database each run; every"
+             f" run's value in brackets).", "",
+             "| measurement | result (median of runs) | details (medians) |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     text = "\n".join(lines) + "\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)
