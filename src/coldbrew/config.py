@@ -285,8 +285,9 @@ class AugmentationConfig:
     ``add_items`` time, new items) get weak interactions (strength ``pseudo_weight`` times
     the text similarity) from the users of their ``pseudo_neighbors`` text-nearest warm
     items; new items then take CF factors folded in from those pseudo users, mixed half and
-    half with the bridge's estimate. ``ensemble``: number of CF models fitted on bootstrap
-    resamples of the users' rows, item factors averaged after alignment (0 = off).
+    half with the bridge's estimate. ``ensemble``: number of ALS models fitted on bootstrap
+    resamples of the users' rows, item factors averaged after alignment (0 = off; with
+    ``graph.combine = "replace"`` ALS no longer scores, so the ensemble changes nothing there).
     ``generative``: a first-order item-transition (Markov) model samples ``generative_events``
     synthetic next items for each user with at most ``generative_max_history`` items,
     added with strength ``pseudo_weight`` before CF training.
