@@ -80,3 +80,20 @@ def test_search_needs_a_read_key_when_keys_are_set(make_client) -> None:
     _error(client.get("/v1/search", params={"q": "tea"}, headers={"X-API-Key": "wrong"}), 403, "X-API-Key")
     for key in ("reader-key", "writer-key"):
         assert _ids(client.get("/v1/search", params={"q": "tea"}, headers={"X-API-Key": key}))
+
+
+def test_a_hot_swapped_model_gets_its_own_index(client, model_dir) -> None:
+    from coldbrew.data.catalog import catalog_from_frame
+    from coldbrew.storage import load_model
+
+    assert _ids(client.get("/v1/search", params={"q": "espresso grinder", "k": 3, "mode": "lexical"})) == []
+    state = client.app.state.coldbrew
+    fresh = load_model(model_dir)
+    import pandas as pd
+
+    extra, _ = catalog_from_frame(pd.DataFrame({"item_id": ["E1"], "title": ["Burr espresso grinder"]}))
+    fresh.add_items(extra)
+    with state.lock.write():  # what a retrain's swap does
+        state.model, state.model_version = fresh, "v-test"
+        state.invalidate_items()
+    assert _ids(client.get("/v1/search", params={"q": "espresso grinder", "k": 3, "mode": "lexical"})) == ["E1"]
