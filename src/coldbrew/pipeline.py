@@ -722,6 +722,14 @@ class Recommender:
         total[~valid] = -np.inf
         return total
 
+    def query_vectors(self, texts: Sequence[str]) -> np.ndarray:
+        """Text vectors (n, d) float32 of free texts in the space of ``text_vectors_``.
+
+        Encoded without the embedding cache (queries are not worth keeping) and passed through
+        the text adapter when the model has one, so they compare with the item vectors.
+        """
+        return self._adapt(np.asarray(self.encoder.encode(list(texts)), dtype=np.float32))
+
 
 def _concat_catalogs(a: Catalog, b: Catalog) -> Catalog:
     import pandas as pd

@@ -185,3 +185,25 @@ def test_reasons_name_short_english_words_too(index):
     top = index.search(["tea teapot"], 1, "lexical")[0][0]
     assert top.item_id == "tea-004" and top.reason == "matches 'tea teapot'"  # "tea" is kept
     assert index.search(["婴儿车"], 1, "lexical")[0][0].reason == "matches '婴儿车'"
+
+
+class _Permute:
+    """A stand-in text adapter: a fixed permutation of the vector's coordinates."""
+
+    def __init__(self, dim: int) -> None:
+        self.order = np.random.default_rng(0).permutation(dim)
+
+    def transform(self, vectors: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(np.asarray(vectors)[:, self.order], dtype=np.float32)
+
+
+def test_queries_live_in_the_adapted_text_space_when_the_model_has_an_adapter():
+    model = fit_demo()
+    texts = model.catalog_.texts()
+    model.adapter_ = _Permute(model.text_vectors_.shape[1])
+    model.text_vectors_ = model.adapter_.transform(model.encode(texts))  # as fit does with an adapter
+    np.testing.assert_allclose(model.query_vectors(texts[:3]), model.text_vectors_[:3], atol=1e-6)
+    index = SearchIndex.build(model)
+    for position in (2, 17, 40):
+        hits = index.search([texts[position]], 1, "semantic")[0]
+        assert hits[0].item_id == model.catalog_.item_ids[position]

@@ -254,7 +254,7 @@ class SearchIndex:
                 tokens = [[t for _, ts in words for t in ts] for words in terms]
                 lists["lexical"] = self._lexical.search(tokens, depth)
             if mode in ("hybrid", "semantic"):
-                vectors = np.asarray(self.model.encoder.encode(list(queries)), dtype=np.float32)
+                vectors = self.model.query_vectors(queries)
                 lists["semantic"] = self._semantic.search(vectors, depth)
             if exclude is not None:
                 # a mask made before products were added leaves the new ones allowed

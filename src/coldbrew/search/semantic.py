@@ -1,8 +1,9 @@
 """Semantic retrieval: query text vectors against the model's item text vectors.
 
 The item vectors are the ones the recommender already holds (``Recommender.text_vectors_``),
-so search and recommendations read products the same way. Queries are encoded with the
-model's own encoder, without the embedding cache (search queries are not worth keeping).
+so search and recommendations read products the same way. Queries are encoded by
+``Recommender.query_vectors`` (the model's encoder, its text adapter if any, no embedding
+cache: search queries are not worth keeping).
 """
 
 from __future__ import annotations
