@@ -340,9 +340,7 @@ class Recommender:
     def _user_factors(self, strengths: sp.csr_matrix) -> np.ndarray:
         """CF user vectors (n, f) folded in from request histories (n, n_items) of strengths."""
         if getattr(self, "item_sources_", None) is not None:
-            from coldbrew.models.lightgcn import fold_in
-
-            from coldbrew.models.lightgcn import edge_weights
+            from coldbrew.models.lightgcn import edge_weights, fold_in
 
             graph = fold_in(self.item_sources_, edge_weights(strengths, self.config.graph.weighted))
             if self.config.graph.combine == "replace":
