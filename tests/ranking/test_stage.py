@@ -24,8 +24,9 @@ START = 1_700_000_000
 def _shop(seed: int = 0):
     """Three categories of ten products; each shopper sticks to one category.
 
-    Shoppers 0-179 buy throughout the period, 180-239 only at its very end (new users in
-    the hold-out); the last product of each category sells only at the end (new items).
+    Shoppers 0-179 buy throughout the 100 days, 180-239 only from a day between 76 and 98
+    (new users in the hold-out periods); products 8 and 9 of each category sell only from
+    day 86 and day 94 (new items in the two hold-out periods).
     """
     rng = np.random.default_rng(seed)
     items, titles, cats, prices = [], [], [], []
@@ -36,15 +37,17 @@ def _shop(seed: int = 0):
             cats.append(kind)
             prices.append(price * (1 + 0.1 * j))
     rows = []
+    first = np.where(np.arange(240) >= 180, rng.uniform(76.0, 98.0, size=240), 0.0)
     for u in range(240):
         kind = list(KINDS)[u % 3]
-        late = u >= 180
-        for _ in range(6):
-            t = START + int(rng.uniform(0.93 if late else 0.0, 1.0) * 100 * DAY)
-            j = int(min(rng.geometric(0.3) - 1, 8))
-            if t > START + 88 * DAY and rng.random() < 0.3:
+        for _ in range(12):
+            day = rng.uniform(first[u], 100.0)
+            j = int(min(rng.geometric(0.25) - 1, 7))
+            if day > 94 and rng.random() < 0.4:
                 j = 9
-            rows.append((f"u{u}", f"{kind}{j}", t, "purchase", float(rng.integers(1, 5))))
+            elif day > 86 and rng.random() < 0.4:
+                j = 8
+            rows.append((f"u{u}", f"{kind}{j}", START + int(day * DAY), "purchase", float(rng.integers(1, 5))))
     catalog, _ = catalog_from_frame(pd.DataFrame({"item_id": items, "title": titles, "category": cats, "price": prices}))
     events, _ = events_from_frame(pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp", "event", "value"]))
     return catalog, events
@@ -75,9 +78,15 @@ def _requests():
 def test_ranker_is_trained_at_fit_time_with_curves_and_a_report(fitted):
     report = fitted.fit_report_["ranker"]
     assert report["active"] and report["groups_train"] > 0 and report["purchase_label"] == "repeat"
-    assert fitted.reranker_ is not None
+    assert set(report["kinds"]) == {"warm_users", "new_users", "new_items"}
+    assert report["kinds"]["warm_users"]["used"]  # require_gain is off in these tests
+    assert set(fitted.reranker_.rankers) == {k for k, v in report["kinds"].items() if v["used"]}
+    for row in report["kinds"].values():
+        if not row["used"]:
+            assert "too few requests" in row["reason"]
     curves = fitted.training_curves_["ranker"]
-    assert len(curves["epoch"]) == len(curves["val_ndcg"]) == len(curves["blend_val_ndcg"]) >= 1
+    n = len(curves["epoch"])
+    assert n >= 1 and len(curves["warm_users_val_ndcg"]) == len(curves["warm_users_blend_val_ndcg"]) == n
     assert report["categories"] == 3
 
 
@@ -127,9 +136,12 @@ def test_require_gain_reports_why_a_ranker_is_dropped():
         catalog, events, progress=False)
     report = model.fit_report_["ranker"]
     assert report["active"] == (model.reranker_ is not None)
+    for row in report["kinds"].values():
+        if "val_ndcg_ranker" in row:
+            assert row["used"] == (row["val_ndcg_ranker"] > row["val_ndcg_blend"])
     if not report["active"]:
-        assert "did not beat the blend" in report["reason"]
-        assert len(model.recommend(_requests(), k=5)[0].items) == 5
+        assert "no request kind" in report["reason"]
+    assert len(model.recommend(_requests(), k=5)[0].items) == 5
 
 
 def test_too_little_data_leaves_the_blend_in_charge():

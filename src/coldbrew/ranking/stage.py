@@ -12,10 +12,11 @@ period's events, the way the product meets them:
 
 each request's top ``candidates`` blended items become one group, labelled with what the
 user did next (see :mod:`coldbrew.ranking.base` for the label columns). The first period
-trains, the second (later) one validates: early stopping, and a gate per request kind
-(the ranker orders only the kinds of request where it beat the blend). Mixing the
-segments lets the ranker learn *when* to trust content, co-occurrence or CF: user warmth,
-item warmth and the bridged-item flag are features.
+trains, the second (later) one validates. One ranker is trained per request kind
+(:func:`request_kinds`: warm users, new users, new-item shelves; each kind weighs the
+sources differently, and a joint model was dominated by the warm requests), with early
+stopping on that kind's validation requests, and used only where it beat the blend's
+order on them.
 
 The **purchase** label: a purchase/order event, or a rating >= 4. Where (nearly) every
 positive event is already a purchase (retail logs such as UCI Online Retail) or none is,
@@ -61,6 +62,7 @@ __all__ = ["RerankStage", "train_stage", "make_ranker", "purchase_pairs"]
 _CHUNK = 512
 _CODE_SAMPLE = 20_000
 _MIN_GROUPS = 20
+_MIN_GATE_GROUPS = 30  # fewer validation requests than this cannot tell a gain from noise
 _STRONG_EVENTS = ("purchase", "order")
 _KINDS = ("warm_users", "new_users", "new_items")
 
@@ -96,20 +98,20 @@ class RerankStage:
     Parameters
     ----------
     config: the ``[ranker]`` section it was trained with.
-    ranker: a fitted ``Ranker``.
+    rankers: request kind (see :func:`request_kinds`) -> a fitted ``Ranker`` for that kind.
     code_mean: float32 (d,) and ``code_basis`` float32 (d, n_codes): item text codes.
     category_names: the category head's classes (most frequent primary categories).
     item_counts: float32 (n_fit_items,) distinct users per item at fit; later items count 0.
-    gates: request kind (see :func:`request_kinds`) -> whether the ranker orders it (the
-        blend's order is kept for the others); default: every kind.
+    gates: request kind -> whether its ranker orders it (the blend's order is kept for the
+        others and for kinds without a ranker); default: every kind with a ranker.
     """
 
-    def __init__(self, config: RankerConfig, ranker, code_mean: np.ndarray, code_basis: np.ndarray,
-                 category_names: Sequence[str], item_counts: np.ndarray,
+    def __init__(self, config: RankerConfig, rankers: dict[str, Any], code_mean: np.ndarray,
+                 code_basis: np.ndarray, category_names: Sequence[str], item_counts: np.ndarray,
                  gates: dict[str, bool] | None = None) -> None:
         self.config = config
-        self.gates = dict(gates) if gates is not None else dict.fromkeys(_KINDS, True)
-        self.ranker = ranker
+        self.rankers = dict(rankers)
+        self.gates = dict(gates) if gates is not None else dict.fromkeys(self.rankers, True)
         self.code_mean = np.asarray(code_mean, dtype=np.float32)
         self.code_basis = np.asarray(code_basis, dtype=np.float32)
         self.category_names = list(category_names)
@@ -188,13 +190,23 @@ class RerankStage:
         if not len(rows):
             return total
         x = self.features(model, requests, batch, sources, total, rows, items)
-        out[rows, items] = self.ranker.score(x)
         sizes = np.bincount(rows, minlength=len(total))
         present = np.flatnonzero(sizes)
-        kinds = request_kinds(x, sizes[present], self.config.max_reveal)
-        keep_blend = present[np.array([not self.gates.get(kind, False) for kind in kinds], dtype=bool)]
-        out[keep_blend] = total[keep_blend]
+        row_kind = np.empty(len(total), dtype=object)
+        row_kind[present] = request_kinds(x, sizes[present], self.config.max_reveal)
+        pair_kind = row_kind[rows]
+        for kind in np.unique(row_kind[present]):
+            sel = pair_kind == kind
+            if self._active(kind):
+                out[rows[sel], items[sel]] = self.rankers[kind].score(x[sel])
+            else:
+                keep = np.unique(rows[sel])
+                out[keep] = total[keep]
+        out[sizes == 0] = total[sizes == 0]
         return out
+
+    def _active(self, kind: str) -> bool:
+        return kind in self.rankers and bool(self.gates.get(kind, False))
 
     def rerank_pool(self, model: Recommender, users: UserTable, r: int, pool: np.ndarray, total: np.ndarray,
                     source_z: np.ndarray, text_vector: np.ndarray, k: int) -> np.ndarray:
@@ -214,18 +226,25 @@ class RerankStage:
         rows = np.full(len(top), r, dtype=np.int64)
         x = pair_features(rows, items, total[top], source_z[top], model.text_vectors_[items] @ text_vector,
                           users, self.item_table(model))
-        if not len(top) or not self.gates.get(request_kinds(x, np.array([len(top)]), self.config.max_reveal)[0], False):
+        kind = request_kinds(x, np.array([len(top)]), self.config.max_reveal)[0] if len(top) else None
+        if kind is None or not self._active(kind):
             return total
-        out[top] = self.ranker.score(x)
+        out[top] = self.rankers[kind].score(x)
         return out
 
     # ------------------------------------------------------------------ persistence
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, str]]:
         """(metadata, arrays, texts) for the model directory: no pickles."""
-        meta, arrays, texts = self.ranker.state()
-        arrays = dict(arrays, code_mean=self.code_mean, code_basis=self.code_basis, item_counts=self.item_counts)
+        arrays = {"code_mean": self.code_mean, "code_basis": self.code_basis, "item_counts": self.item_counts}
+        texts: dict[str, str] = {}
+        metas = {}
+        for kind, ranker in self.rankers.items():
+            meta, a, t = ranker.state()
+            metas[kind] = meta
+            arrays.update({f"{kind}__{name}": value for name, value in a.items()})
+            texts.update({f"{kind}__{name}": value for name, value in t.items()})
         meta = {"kind": self.config.kind, "feature_names": list(self.feature_names),
-                "category_names": self.category_names, "gates": self.gates, "ranker": meta}
+                "category_names": self.category_names, "gates": self.gates, "rankers": metas}
         return meta, arrays, texts
 
     @classmethod
@@ -235,9 +254,16 @@ class RerankStage:
         kind = meta.get("kind")
         if kind != config.kind:
             raise ValueError(f"ranker state: trained as {kind!r} but the config says {config.kind!r}")
-        ranker = _ranker_class(kind).from_state(config, meta.get("ranker", {}), arrays, texts)
+        rankers = {}
+        for name, ranker_meta in meta.get("rankers", {}).items():
+            prefix = f"{name}__"
+            rankers[name] = _ranker_class(kind).from_state(
+                config, ranker_meta,
+                {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)},
+                {k[len(prefix):]: v for k, v in texts.items() if k.startswith(prefix)},
+            )
         try:
-            stage = cls(config, ranker, arrays["code_mean"], arrays["code_basis"],
+            stage = cls(config, rankers, arrays["code_mean"], arrays["code_basis"],
                         meta.get("category_names", []), arrays["item_counts"], meta.get("gates"))
         except KeyError as exc:
             raise ValueError(f"ranker state: array {exc} is missing") from None
@@ -368,7 +394,7 @@ def _period_groups(model: Recommender, catalog: Catalog, split, stage_config: Ra
     if stage is None:
         mean, basis = _code_basis(inner.text_vectors_, cfg.text_codes, cfg.random_state)
         _, names = primary_categories(inner.catalog_.categories, cfg.categories)
-        stage = RerankStage(cfg, None, mean, basis, names if len(names) >= 2 else [], np.zeros(0, np.float32))
+        stage = RerankStage(cfg, {}, mean, basis, names if len(names) >= 2 else [], np.zeros(0, np.float32))
     classes = category_classes(inner.catalog_.categories, stage.category_names)
     stage.item_counts = stage.count_items(inner, split.train)
     stage._items = None  # item inputs belong to this period's parts
@@ -395,12 +421,14 @@ def train_stage(model: Recommender, catalog: Catalog, events: Events,
     quantile; *validation* groups from parts fitted on the events before ``1 - v``, labelled
     by the rest. Validation is thus strictly later than training, as the future is to the
     fitted model: a ranker that merely memorised the training period's best-sellers does not
-    pass. It drives early stopping, and, per request kind (:func:`request_kinds`: warm users,
-    new users, new-item shelves), the ranker is used only where it beats the blend's order
-    on the validation requests of that kind (when ``require_gain``).
+    pass. One ranker per request kind (:func:`request_kinds`: warm users, new users,
+    new-item shelves) with at least 20 training and 30 validation requests; each stops early
+    on its kind's validation requests and, when ``require_gain``, is used only if it beats the
+    blend's order on them (NDCG@20).
 
     Returns ``(stage or None, report, curves)``; ``None`` when there is too little data or
-    the ranker wins on no kind. ``report`` says which and why; ``curves`` are per-epoch.
+    no kind gained. ``report["kinds"]`` says which kind uses a ranker and why; ``curves``
+    are per epoch, keyed ``"<kind>_<metric>"`` on one ``"epoch"`` axis.
     """
     from coldbrew.evaluation.splits import Split, temporal_split
 
@@ -423,34 +451,43 @@ def train_stage(model: Recommender, catalog: Catalog, events: Events,
     if train is None or val is None or len(train.groups) < _MIN_GROUPS or len(val.groups) < 2:
         report["reason"] = "too few hold-out requests with a hit among the candidates"
         return None, report, {}
-    ranker = make_ranker(cfg, n_categories=len(stage.category_names), progress=model._progress)
-    ranker.fit(train.features, train.labels, train.groups, validation=val)
-    stage.ranker = ranker
-    blend_ndcg = grouped_ndcg(val.features[:, 0], val.labels[:, 0], val.groups)
-    ranker_ndcg = grouped_ndcg(ranker.score(val.features), val.labels[:, 0], val.groups)
-    kinds = request_kinds(val.features, val.groups, cfg.max_reveal)
-    per_kind, gates = {}, {}
+    train_kinds = request_kinds(train.features, train.groups, cfg.max_reveal)
+    val_kinds = request_kinds(val.features, val.groups, cfg.max_reveal)
+    per_kind: dict[str, dict[str, Any]] = {}
+    curves: dict[str, list[float]] = {}
     for kind in _KINDS:
-        ids = np.flatnonzero(kinds == kind)
-        if len(ids) == 0:
-            gates[kind] = False
+        a, b = np.flatnonzero(train_kinds == kind), np.flatnonzero(val_kinds == kind)
+        per_kind[kind] = {"groups_train": int(len(a)), "groups_validation": int(len(b))}
+        if len(a) < _MIN_GROUPS or len(b) < _MIN_GATE_GROUPS:
+            per_kind[kind]["used"] = False
+            per_kind[kind]["reason"] = (f"too few requests of this kind (need {_MIN_GROUPS} training and"
+                                        f" {_MIN_GATE_GROUPS} validation requests with a hit)")
             continue
-        part = val.subset(ids)
-        before = grouped_ndcg(part.features[:, 0], part.labels[:, 0], part.groups)
-        after = grouped_ndcg(ranker.score(part.features), part.labels[:, 0], part.groups)
-        per_kind[kind] = {"groups": int(len(ids)), "blend": round(before, 5), "ranker": round(after, 5)}
-        gates[kind] = bool(after > before) if cfg.require_gain else True
-    stage.gates = gates
-    curves = dict(ranker.curves_)
-    curves["blend_val_ndcg"] = [blend_ndcg] * len(curves.get("epoch", []))
+        part_train, part_val = train.subset(a), val.subset(b)
+        ranker = make_ranker(cfg, n_categories=len(stage.category_names), progress=model._progress)
+        ranker.fit(part_train.features, part_train.labels, part_train.groups, validation=part_val)
+        before = grouped_ndcg(part_val.features[:, 0], part_val.labels[:, 0], part_val.groups)
+        after = grouped_ndcg(ranker.score(part_val.features), part_val.labels[:, 0], part_val.groups)
+        used = bool(after > before) if cfg.require_gain else True
+        per_kind[kind].update(val_ndcg_blend=round(before, 5), val_ndcg_ranker=round(after, 5), used=used)
+        stage.rankers[kind] = ranker
+        stage.gates[kind] = used
+        for name, values in ranker.curves_.items():
+            if name != "epoch":
+                curves[f"{kind}_{name}"] = list(values)
+        curves[f"{kind}_blend_val_ndcg"] = [before] * len(ranker.curves_["epoch"])
+    # One common epoch axis; a ranker that stopped early carries its last value forward.
+    length = max((len(v) for v in curves.values()), default=0)
+    curves = {name: values + [values[-1]] * (length - len(values)) for name, values in curves.items() if values}
+    if length:
+        curves = {"epoch": [float(e) for e in range(1, length + 1)], **curves}
     report.update(
         groups_train=int(len(train.groups)), groups_validation=int(len(val.groups)),
-        pairs_train=int(len(train.features)), val_ndcg_blend=round(blend_ndcg, 5),
-        val_ndcg_ranker=round(ranker_ndcg, 5), validation_kinds=per_kind, used_for=gates,
+        pairs_train=int(len(train.features)), kinds=per_kind,
         categories=len(stage.category_names), seconds=round(time.perf_counter() - started, 2),
     )
-    if not any(gates.values()):
-        report["reason"] = "the ranker did not beat the blend's order on the validation requests of any kind"
+    if not any(stage._active(kind) for kind in _KINDS):
+        report["reason"] = "no request kind where a ranker beat the blend's order on the validation requests"
         return None, report, curves
     report["active"] = True
     stage._items = None
