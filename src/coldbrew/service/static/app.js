@@ -514,7 +514,8 @@
       if (value.length && value.every((v) => v && typeof v === "object" && !Array.isArray(v))) {
         const columns = Array.from(new Set(value.flatMap((v) => Object.keys(v))));
         return el("table", {},
-          el("thead", {}, el("tr", {}, ...columns.map((c) => el("th", {}, c.replace(/_/g, " "))))),
+          el("thead", {}, el("tr", {}, ...columns.map((c) =>
+            el("th", { class: typeof value[0][c] === "number" ? "num" : "" }, c.replace(/_/g, " "))))),
           el("tbody", {}, ...value.slice(0, 100).map((row) =>
             el("tr", {}, ...columns.map((c) => el("td", { class: typeof row[c] === "number" ? "num" : "" },
               row[c] !== null && typeof row[c] === "object" ? JSON.stringify(row[c]) : formatNumber(row[c] ?? "")))))));
@@ -674,6 +675,7 @@
     });
     $("user-id").addEventListener("change", () => {
       const value = $("user-id").value.trim();
+      if (value && value === state.userId) return; // a second change event (on blur): nothing new
       setUser(value || newUserId());
       refreshUser();
     });
