@@ -378,7 +378,8 @@ class Recommender:
         f = self.item_factors_.shape[1]
         self.item_factors_ = np.vstack([self.item_factors_, np.zeros((len(added), f), np.float32)])
         if getattr(self, "item_sources_", None) is not None:
-            self.item_sources_ = np.vstack([self.item_sources_, np.zeros((len(added), f), np.float32)])
+            g = self.item_sources_.shape[1]
+            self.item_sources_ = np.vstack([self.item_sources_, np.zeros((len(added), g), np.float32)])
         self.popularity_ = np.concatenate([self.popularity_, np.zeros(len(added), np.float32)])
         self.item_warm_ = np.concatenate([self.item_warm_, np.zeros(len(added), bool)])
         adapter = getattr(self, "adapter_", None)

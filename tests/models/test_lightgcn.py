@@ -187,5 +187,9 @@ def test_concat_mode_puts_als_and_lightgcn_side_by_side_and_round_trips(tmp_path
     save_model(model, tmp_path / "m")
     loaded = load_model(tmp_path / "m")
     assert [r.items for r in loaded.recommend(requests, k=3)] == [r.items for r in model.recommend(requests, k=3)]
+    new, _ = catalog_from_frame(pd.DataFrame({"item_id": ["t4"], "title": ["jasmine green tea"]}))
+    assert loaded.add_items(new) == 1
+    assert loaded.item_factors_.shape == (7, 10) and loaded.item_sources_.shape == (7, 4)
+    assert len(loaded.recommend(requests, k=3)[0].items) == 3
     with pytest.raises(ConfigError, match="graph.combine"):
         GraphConfig(combine="sum")
