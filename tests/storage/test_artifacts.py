@@ -55,7 +55,7 @@ def test_add_items_writes_a_new_generation(fitted, tmp_path):
     assert manifest["generation"] == 1 and manifest["items"] == 5
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
         "embedding_cache.npz", "item_arrays-1.npz", "items-1.parquet", "manifest.json", "model.npz",
-        "users.parquet"]
+        "training_curves.json", "users.parquet"]
     reloaded = load_model(tmp_path / "m")
     assert "e" in reloaded.item_map_
 
