@@ -325,3 +325,34 @@ def test_api_key_is_asked_for_and_sent(demo_model: Path, browser, tmp_path: Path
     finally:
         context.close()
         server.stop()
+
+
+def test_endpoints_missing_on_the_server_are_reported(demo_model: Path, browser, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import coldbrew.service.routers as routers
+
+    optional = {"search", "chat", "promotions", "analytics"}
+    monkeypatch.setattr(routers, "ROUTER_MODULES", [m for m in routers.ROUTER_MODULES if m not in optional])
+    server = _serve(tmp_path, demo_model)  # and no --report-dir
+    context = browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        _open(page, server)
+        for tab, selector in (("search", "#search-results"), ("chat", "#chat-log"),
+                              ("promotions", "#promotions"), ("analytics", "#analytics")):
+            assert page.get_attribute(f".tab[data-tab={tab}]", "title") == "not available on this server"
+            page.click(f".tab[data-tab={tab}]")
+            page.wait_for_selector(f"{selector} .unavailable-note")
+        page.click(".tab[data-tab=report]")
+        page.wait_for_function("() => document.querySelector('#report-status').textContent.includes('No evaluation report')")
+        # The rest of the page works as usual.
+        page.fill("#interests", "yoga and meditation")
+        page.click("#onboard")
+        page.wait_for_selector("#recs button.item")
+        assert errors == []
+    finally:
+        context.close()
+        server.stop()

@@ -159,6 +159,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     service_log = logging.getLogger("coldbrew")
     service_log.addHandler(handler)  # start-up seeding, retrains, unexpected errors
     service_log.setLevel(args.log_level.upper())
+    if not any(os.environ.get(v) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")):
+        # Requests run side by side in worker threads, each fastest on one BLAS thread: the
+        # default (one per core) tripled the CPU per recommendation (benchmarks, *Service*).
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1, user_api="blas")
     app = create_app(settings)
     say(f"coldbrew serve: {model_dir} on http://{args.host}:{args.port} (docs at /docs)")
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log,
