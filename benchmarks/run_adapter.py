@@ -5,8 +5,9 @@
     python benchmarks/run_adapter.py --data ../shared/data/movielens_latest_small
     python benchmarks/run_adapter.py --variants off on --set rank=64   # adapter overrides
 
-Variants: ``off`` (defaults), ``on`` (``[adapter] enabled = true``), ``on-raw-bridge``
-(adapter on, the text->CF bridge reads the encoder's own vectors). Everything else is the
+Variants: ``off`` (defaults), ``on`` (``[adapter] enabled = true, adapt_bridge = true``),
+``on-raw-bridge`` (adapter on, the text->CF bridge reads the encoder's own vectors: the
+``adapt_bridge`` default). Everything else is the
 default configuration, fit-time tuning included (on the training events only). The same
 segments are scored for every variant; encoder outputs are shared through one cache.
 """
@@ -34,7 +35,7 @@ from coldbrew.text import EmbeddingCache
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "uci_online_retail"
 VARIANTS = {
     "off": {},
-    "on": {"enabled": True},
+    "on": {"enabled": True, "adapt_bridge": True},
     "on-raw-bridge": {"enabled": True, "adapt_bridge": False},
 }
 

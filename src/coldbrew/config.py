@@ -164,8 +164,8 @@ class AdapterConfig:
     counts as epoch 0). ``logq_correction`` subtracts each in-batch negative's log frequency
     from its logit (in-batch negatives are drawn by popularity; the pipeline ranks the whole
     catalog). Item vectors, request texts and user text profiles then live in the
-    adapted space; ``adapt_bridge`` also feeds adapted vectors to the text->CF bridge (false:
-    the bridge reads the encoder's own vectors). Raw encoder outputs stay in the cache. With
+    adapted space; ``adapt_bridge`` also feeds adapted vectors to the text->CF bridge (false,
+    the default: the bridge reads the encoder's own vectors, which measured better). Raw encoder outputs stay in the cache. With
     ``blend.tune`` on, the adapter is trained once, on the tuning hold-out's training part,
     and kept for the final model (the blend is tuned for exactly that space).
     """
@@ -183,7 +183,7 @@ class AdapterConfig:
     patience: int = 3
     weight_decay: float = 0.0
     logq_correction: bool = True
-    adapt_bridge: bool = True
+    adapt_bridge: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -182,8 +182,8 @@ def test_config_errors_name_the_key(key: str, value: float) -> None:
 
 
 def test_config_section_round_trips() -> None:
-    config = FitConfig.from_dict({"adapter": {"enabled": True, "rank": 16, "adapt_bridge": False}})
-    assert config.adapter.enabled and config.adapter.rank == 16 and not config.adapter.adapt_bridge
+    config = FitConfig.from_dict({"adapter": {"enabled": True, "rank": 16, "adapt_bridge": True}})
+    assert config.adapter.enabled and config.adapter.rank == 16 and config.adapter.adapt_bridge
     assert FitConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config  # as in a manifest
     assert not FitConfig().adapter.enabled  # off until the ablation says otherwise
     with pytest.raises(ConfigError, match="unknown key"):
@@ -265,14 +265,18 @@ def test_save_load_and_add_items_keep_the_adapter(fitted: Recommender, tmp_path)
     assert set(rec.items) == {"t9", "s1"}
 
 
-def test_raw_bridge_option_feeds_encoder_vectors_to_the_bridge() -> None:
-    model = Recommender(_config(adapt_bridge=False)).fit(*_shop(), progress=False)
+@pytest.mark.parametrize("adapt_bridge", [False, True])
+def test_adapt_bridge_chooses_the_vectors_the_bridge_reads(adapt_bridge: bool) -> None:
+    model = Recommender(_config(adapt_bridge=adapt_bridge)).fit(*_shop(), progress=False)
     raw = model.encode(model.catalog_.texts())
+    read = model.adapter_.transform(raw) if adapt_bridge else raw
     warm = np.flatnonzero(model.item_warm_)
-    np.testing.assert_allclose(model.bridge_.train_vectors_[:, : raw.shape[1]], raw[warm] / np.sqrt(2.0), atol=1e-6)
+    np.testing.assert_allclose(model.bridge_.train_vectors_[:, : raw.shape[1]], read[warm] / np.sqrt(2.0), atol=1e-6)
     new, _ = catalog_from_frame(pd.DataFrame({"item_id": ["w9"], "title": ["sparkling wine"]}))
     model.add_items(new)
-    expected = model.bridge_.predict(model._bridge_inputs(np.array([len(raw)]), model.encode(["sparkling wine"])))
+    new_raw = model.encode(["sparkling wine"])
+    new_read = model.adapter_.transform(new_raw) if adapt_bridge else new_raw
+    expected = model.bridge_.predict(model._bridge_inputs(np.array([len(raw)]), new_read))
     np.testing.assert_allclose(model.item_factors_[-1], expected[0, :-1], atol=1e-5)
 
 
