@@ -328,7 +328,10 @@ class RankerConfig:
     The first period trains, the later one validates: early stopping (``patience`` epochs)
     and, with ``require_gain``, a gate per request kind (warm users, new users with at most
     ``max_reveal`` items, new-item shelves): the ranker orders a kind only where it beat the
-    blend's own order (NDCG@20) on the validation requests of that kind.
+    blend's own order (NDCG@20) on the validation requests of that kind. ``kinds``: the
+    request kinds a ranker may be trained for (default: warm users and new users; new-item
+    shelves are left to the blend, where a ranker that won its validation period lost under
+    the random cold-item protocol).
     Multitask: ``epochs``, ``hidden`` units (two layers: ``hidden``, ``hidden // 2``),
     ``learning_rate`` (Adam), ``batch_groups`` requests per step, ``weight_decay`` (L2);
     loss = ``click_weight`` x listwise softmax + ``purchase_weight`` x BCE +
@@ -341,6 +344,7 @@ class RankerConfig:
     """
 
     kind: str = "none"
+    kinds: str = "warm_users,new_users"
     candidates: int = 100
     max_users: int = 1000
     max_reveal: int = 3
@@ -366,6 +370,12 @@ class RankerConfig:
         kinds = ("none", "multitask", "lambdarank")
         if self.kind not in kinds:
             raise ConfigError(f"ranker.kind: unknown ranker {self.kind!r}; expected one of: {', '.join(kinds)}")
+        requests = ("warm_users", "new_users", "new_items")
+        wanted = [k.strip() for k in self.kinds.split(",") if k.strip()]
+        if not wanted or any(k not in requests for k in wanted):
+            raise ConfigError(
+                f"ranker.kinds: expected a comma-separated list of {', '.join(requests)}, got {self.kinds!r}"
+            )
         for name in ("candidates", "max_users", "max_reveal", "epochs", "hidden", "batch_groups", "trees"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"ranker.{name}: expected an integer >= 1, got {getattr(self, name)!r}")

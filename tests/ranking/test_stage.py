@@ -56,7 +56,7 @@ def _shop(seed: int = 0):
 def _config(kind: str, **ranker) -> FitConfig:
     return FitConfig.from_dict({
         "encoder": {"name": "hashing"}, "blend": {"tune": False},
-        "ranker": {"kind": kind, "require_gain": False, "candidates": 12, "epochs": 5, "max_users": 200,
+        "ranker": {"kind": kind, "require_gain": False, "kinds": "warm_users,new_users,new_items", "candidates": 12, "epochs": 5, "max_users": 200,
                    "trees": 20, **ranker},
     })
 
@@ -164,6 +164,7 @@ def test_purchase_label_uses_purchases_or_ratings_when_they_differ_from_clicks()
     ({"kind": "forest"}, "ranker.kind"), ({"candidates": 0}, "ranker.candidates"),
     ({"max_reveal": 0}, "ranker.max_reveal"), ({"learning_rate": 0}, "ranker.learning_rate"),
     ({"purchase_blend": -1.0}, "ranker.purchase_blend"), ({"typo": 1}, "typo"),
+    ({"kinds": "warm_users,everyone"}, "ranker.kinds"), ({"kinds": ""}, "ranker.kinds"),
 ])
 def test_ranker_config_errors_name_the_key(raw, key):
     with pytest.raises(ConfigError, match=key):
@@ -214,3 +215,10 @@ def test_request_kinds_from_features():
     x[3:, col["user_warmth"]] = np.log1p(10.0)  # warm user on a new-arrivals shelf
     x[3:, col["is_new_item"]] = 1.0
     assert request_kinds(x, np.array([2, 1, 2]), max_reveal=3).tolist() == ["warm_users", "new_users", "new_items"]
+
+
+def test_kinds_not_listed_get_no_ranker():
+    model = Recommender(_config("multitask", kinds="new_users")).fit(*_shop(), progress=False)
+    report = model.fit_report_["ranker"]["kinds"]
+    assert report["warm_users"] == {**report["warm_users"], "used": False, "reason": "not listed in ranker.kinds"}
+    assert "warm_users" not in (model.reranker_.rankers if model.reranker_ else {})

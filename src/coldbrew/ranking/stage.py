@@ -455,9 +455,13 @@ def train_stage(model: Recommender, catalog: Catalog, events: Events,
     val_kinds = request_kinds(val.features, val.groups, cfg.max_reveal)
     per_kind: dict[str, dict[str, Any]] = {}
     curves: dict[str, list[float]] = {}
+    allowed = {k.strip() for k in cfg.kinds.split(",")}
     for kind in _KINDS:
         a, b = np.flatnonzero(train_kinds == kind), np.flatnonzero(val_kinds == kind)
         per_kind[kind] = {"groups_train": int(len(a)), "groups_validation": int(len(b))}
+        if kind not in allowed:
+            per_kind[kind].update(used=False, reason="not listed in ranker.kinds")
+            continue
         if len(a) < _MIN_GROUPS or len(b) < _MIN_GATE_GROUPS:
             per_kind[kind]["used"] = False
             per_kind[kind]["reason"] = (f"too few requests of this kind (need {_MIN_GROUPS} training and"
