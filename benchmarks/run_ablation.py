@@ -45,6 +45,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
     "no tuning": {"blend": {"tune": False}},
     "no lexical bridge": {"bridge": {"lexical_dim": 0}},
+    "fixed new-item weights": {"blend": {"tune_new_items": False}},
     "+ranker=multitask": {"ranker": {"kind": "multitask"}},
     "+ranker=lambdarank": {"ranker": {"kind": "lambdarank"}},
     "+graph (LightGCN)": {"graph": {"enabled": True}},

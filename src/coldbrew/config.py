@@ -401,10 +401,12 @@ class BlendConfig:
     interactions use the ``new_item_*`` weights instead.  When ``tune`` is true
     ``fit`` holds out the latest ``validation_share`` of events and picks the weights (and the
     ALS ``alpha`` and decay half-life among a few candidates) that maximise NDCG@20 on it, then
-    refits on everything; see :mod:`coldbrew.models.tuning`.
+    refits on everything; see :mod:`coldbrew.models.tuning`. ``tune_new_items = false`` keeps
+    the ``new_item_*`` weights as configured while tuning the rest.
     """
 
     tune: bool = True
+    tune_new_items: bool = True
     validation_share: float = 0.1
     warmth_half: float = 5.0
     cold_content: float = 1.0

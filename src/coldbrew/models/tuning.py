@@ -184,7 +184,7 @@ def tune(model: Recommender, catalog: Catalog, events: Events, text_vectors: np.
             rows[name] = z, allowed, relevant = _rows(inner, segment)
             w, value = _coordinate_ascent(z, allowed, relevant, _SEGMENT_SOURCES[name])
             scores[label][name] = round(value, 5)
-            if name == "new_items":
+            if name == "new_items" and base.blend.tune_new_items:
                 updates.update(new_item_content=float(w[0]), new_item_cf=float(w[2]), new_item_popularity=float(w[3]))
             else:
                 prefix = "cold" if name == "new_users" else "warm"
@@ -195,8 +195,10 @@ def tune(model: Recommender, catalog: Catalog, events: Events, text_vectors: np.
             best_config = replace(base, als=config.als, weighting=config.weighting, blend=replace(base.blend, **updates))
     if best_config is None:
         return None
-    cold = _cold_item_rows(model, replace(best_config, blend=replace(best_config.blend, tune=False)),
-                           catalog, split.train, text_vectors, adapter)
+    cold = None
+    if base.blend.tune_new_items:
+        cold = _cold_item_rows(model, replace(best_config, blend=replace(best_config.blend, tune=False)),
+                               catalog, split.train, text_vectors, adapter)
     if cold is not None:
         # Equal say for new arrivals and random cold items (each at most _MAX_USERS rows).
         parts = [cold] + ([best_rows] if best_rows is not None else [])
