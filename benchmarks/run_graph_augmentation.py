@@ -8,7 +8,8 @@
 Each variant is ``Recommender(FitConfig.from_dict(overrides))`` fitted on the same split
 (temporal at ``--quantile``, or a random ``--cold-share`` of items held out) and scored with
 :func:`coldbrew.evaluation.protocol.evaluate`. Default variants: ``default`` (FitConfig()),
-``+graph``, ``+pseudo``, ``+ensemble``, ``+generative``. Also prints the fit time and, for
+``+graph`` (ALS + LightGCN), ``+graph-replace`` (LightGCN alone), ``+pseudo``, ``+ensemble``,
+``+generative``. Also prints the fit time and, for
 LightGCN, the epochs run.
 """
 
@@ -30,7 +31,8 @@ from coldbrew.evaluation.splits import cold_item_split, temporal_split
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "uci_online_retail"
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
-    "+graph": {"graph": {"enabled": True}},
+    "+graph": {"graph": {"enabled": True}},  # ALS and LightGCN side by side (combine = "concat")
+    "+graph-replace": {"graph": {"enabled": True, "combine": "replace"}},
     "+pseudo": {"augmentation": {"pseudo_interactions": True}},
     "+ensemble": {"augmentation": {"ensemble": 3}},
     "+generative": {"augmentation": {"generative": True}},

@@ -232,9 +232,9 @@ class BridgeConfig:
 class GraphConfig:
     """LightGCN-style graph collaborative filtering (:mod:`coldbrew.models.lightgcn`).
 
-    When ``enabled``, the ``cf`` source of the blend scores with LightGCN embeddings instead
-    of ALS factors (users folded in from their request history by one propagation step; new
-    items placed by the text->CF bridge in LightGCN's space). ``factors``: embedding size;
+    When ``enabled``, the ``cf`` source of the blend scores with LightGCN embeddings beside
+    (or instead of) ALS factors (users folded in from their request history by one
+    propagation step; new items placed by the text->CF bridge in LightGCN's space). ``factors``: embedding size;
     ``layers``: propagation layers (the final embedding averages layers 0..layers);
     ``epochs``: at most this many passes over the edges (BPR loss, one sampled negative per
     edge, Adam with ``learning_rate``, L2 ``l2`` on the layer-0 embeddings of each batch);
@@ -244,8 +244,8 @@ class GraphConfig:
     ``user_embeddings``: false trains without layer-0 user embeddings (a user is only what
     propagation brings from their items), so training sees users exactly as the request-time
     fold-in does. ``weighted``: edges weigh ``log1p(strength)`` (event type, decay) instead of 1.
-    ``combine``: ``"replace"`` (the cf source is LightGCN's) or ``"concat"`` (ALS and LightGCN
-    vectors side by side, each scaled to unit score spread: the cf score is their sum).
+    ``combine``: ``"concat"`` (default: ALS and LightGCN vectors side by side, each scaled to
+    unit score spread, so the cf score is their sum) or ``"replace"`` (LightGCN only).
     """
 
     enabled: bool = False
@@ -259,7 +259,7 @@ class GraphConfig:
     validation_users: int = 1000
     user_embeddings: bool = True
     weighted: bool = False
-    combine: str = "replace"
+    combine: str = "concat"
     random_state: int = 0
 
     def __post_init__(self) -> None:

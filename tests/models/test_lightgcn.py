@@ -142,7 +142,8 @@ def graph_model():
 
     catalog, events = _shop()
     config = FitConfig(encoder=EncoderConfig(name="hashing"), blend=BlendConfig(tune=False),
-                       graph=GraphConfig(enabled=True, factors=8, epochs=5, batch_size=64, validation_users=10))
+                       graph=GraphConfig(enabled=True, factors=8, epochs=5, batch_size=64, validation_users=10,
+                                         combine="replace"))
     return Recommender(config).fit(catalog, events, progress=False)
 
 
