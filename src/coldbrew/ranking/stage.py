@@ -390,6 +390,7 @@ def _period_groups(model: Recommender, catalog: Catalog, split, stage_config: Ra
     inner = Recommender(config, encoder=model.encoder)
     inner._cache = model._cache
     inner._progress = False
+    inner._graph_cache = getattr(model, "_graph_cache", None)  # LightGCN reused when the graph is the same
     inner._fit_parts(catalog, split.train, text_vectors)
     if stage is None:
         mean, basis = _code_basis(inner.text_vectors_, cfg.text_codes, cfg.random_state)
