@@ -53,6 +53,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "+ensemble": {"augmentation": {"ensemble": 3}},
     "+generative": {"augmentation": {"generative": True}},
     "+adapter": {"adapter": {"enabled": True}},
+    "+graph +ranker=multitask": {"graph": {"enabled": True}, "ranker": {"kind": "multitask"}},
 }
 
 
