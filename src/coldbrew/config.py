@@ -232,7 +232,7 @@ class BridgeConfig:
 class GraphConfig:
     """LightGCN-style graph collaborative filtering (:mod:`coldbrew.models.lightgcn`).
 
-    When ``enabled``, the ``cf`` source of the blend scores with LightGCN embeddings beside
+    When ``enabled`` (the default since the ablation in benchmarks/RESULTS.md), the ``cf`` source of the blend scores with LightGCN embeddings beside
     (or instead of) ALS factors (users folded in from their request history by one
     propagation step; new items placed by the text->CF bridge in LightGCN's space). ``factors``: embedding size;
     ``layers``: propagation layers (the final embedding averages layers 0..layers);
@@ -248,7 +248,7 @@ class GraphConfig:
     unit score spread, so the cf score is their sum) or ``"replace"`` (LightGCN only).
     """
 
-    enabled: bool = False
+    enabled: bool = True
     factors: int = 64
     layers: int = 2
     epochs: int = 20
@@ -318,9 +318,9 @@ class AugmentationConfig:
 class RankerConfig:
     """The re-ranking stage (:mod:`coldbrew.ranking`): learned ranking of the blend's top items.
 
-    ``kind``: ``"none"`` (the blend's order, default), ``"multitask"`` (a numpy MLP with a
-    shared trunk and click / purchase / category heads) or ``"lambdarank"`` (LightGBM
-    ``LGBMRanker``). At fit time the ranker is trained on two successive hold-out periods at
+    ``kind``: ``"multitask"`` (default: a numpy MLP with a shared trunk and click / purchase
+    / category heads), ``"lambdarank"`` (LightGBM ``LGBMRanker``) or ``"none"`` (the blend's
+    order). The default is the ablation's best robust choice (benchmarks/RESULTS.md). At fit time the ranker is trained on two successive hold-out periods at
     the end of the fit events, each ``blend.validation_share`` long: parts fitted on the
     events before a period, the blend's top ``candidates`` items per request of the period
     (up to ``max_users`` warm users, new users with their first 1 and ``max_reveal`` events,
@@ -343,7 +343,7 @@ class RankerConfig:
     ``leaves``, ``lgbm_learning_rate``. ``random_state`` seeds both.
     """
 
-    kind: str = "none"
+    kind: str = "multitask"
     kinds: str = "warm_users,new_users"
     candidates: int = 100
     max_users: int = 1000

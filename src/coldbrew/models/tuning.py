@@ -39,6 +39,11 @@ if TYPE_CHECKING:
 __all__ = ["tune", "TuningResult", "ndcg_dense"]
 
 _VALUES = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
+# The cold-user and new-item weights also serve requests the hold-out cannot show: a shopper
+# who only typed their interests (onboarding, search, chat). Event logs hold no user text,
+# so tuning could drop the content source there (seen on a small shop with the graph on: a
+# tea lover's "乌龙茶" ranked home goods first). Content keeps at least this weight.
+_CONTENT_FLOOR = {"new_users": 0.25, "new_items": 0.25}
 _MAX_USERS = 500
 _MIN_SEGMENT = 30
 _COLD_SHARE = 0.1
@@ -80,7 +85,10 @@ def ndcg_dense(scores: np.ndarray, relevant: np.ndarray, k: int = _K) -> float:
     return float(np.mean(dcg / ideal))
 
 
-def _coordinate_ascent(z: np.ndarray, allowed: np.ndarray, relevant: np.ndarray, active: tuple[bool, ...]) -> tuple[np.ndarray, float]:
+def _coordinate_ascent(z: np.ndarray, allowed: np.ndarray, relevant: np.ndarray, active: tuple[bool, ...],
+                       content_floor: float = 0.0) -> tuple[np.ndarray, float]:
+    """Weights (S,) maximising NDCG@20 of ``sum_s w_s z_s`` over the log grid, one source at a
+    time; source 0 (content) never goes below ``content_floor``."""
     w = np.array([1.0 if a else 0.0 for a in active], dtype=np.float32)
 
     def score(weights: np.ndarray) -> float:
@@ -96,6 +104,8 @@ def _coordinate_ascent(z: np.ndarray, allowed: np.ndarray, relevant: np.ndarray,
         improved = False
         for s in np.flatnonzero(active):
             for value in _VALUES:
+                if s == 0 and value < content_floor:
+                    continue
                 trial = w.copy()
                 trial[s] = value
                 result = score(trial)
@@ -182,7 +192,7 @@ def tune(model: Recommender, catalog: Catalog, events: Events, text_vectors: np.
         rows = {}
         for name, segment in segments.items():
             rows[name] = z, allowed, relevant = _rows(inner, segment)
-            w, value = _coordinate_ascent(z, allowed, relevant, _SEGMENT_SOURCES[name])
+            w, value = _coordinate_ascent(z, allowed, relevant, _SEGMENT_SOURCES[name], _CONTENT_FLOOR.get(name, 0.0))
             scores[label][name] = round(value, 5)
             if name == "new_items" and base.blend.tune_new_items:
                 updates.update(new_item_content=float(w[0]), new_item_cf=float(w[2]), new_item_popularity=float(w[3]))
@@ -205,7 +215,7 @@ def tune(model: Recommender, catalog: Catalog, events: Events, text_vectors: np.
         z = np.concatenate([p[0] for p in parts], axis=1)
         allowed = np.concatenate([p[1] for p in parts])
         relevant = np.concatenate([p[2] for p in parts])
-        w, value = _coordinate_ascent(z, allowed, relevant, _SEGMENT_SOURCES["new_items"])
+        w, value = _coordinate_ascent(z, allowed, relevant, _SEGMENT_SOURCES["new_items"], _CONTENT_FLOOR["new_items"])
         scores["new items: arrivals + random cold items"] = {"new_items": round(value, 5)}
         best_config = replace(best_config, blend=replace(
             best_config.blend, new_item_content=float(w[0]), new_item_cf=float(w[2]), new_item_popularity=float(w[3])))
