@@ -43,6 +43,9 @@ BASELINES = ("popularity", "itemknn", "als", "lightfm", "text")
 # name -> FitConfig overrides. "default" is whatever FitConfig() is in this version.
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
+    "no graph": {"graph": {"enabled": False}},
+    "no ranker": {"ranker": {"kind": "none"}},
+    "blend only (no graph, no ranker)": {"graph": {"enabled": False}, "ranker": {"kind": "none"}},
     "no tuning": {"blend": {"tune": False}},
     "no lexical bridge": {"bridge": {"lexical_dim": 0}},
     "fixed new-item weights": {"blend": {"tune_new_items": False}},
