@@ -113,6 +113,7 @@ class Recommender:
                 self.config, self.tuning_ = result.config, result.scores
                 adapter = result.adapter
         stage, ranker_report, ranker_curves = None, None, {}
+        self._tuned_adapter = adapter  # the ranker's hold-out fits reuse it (one adapter per fit)
         if self.config.ranker.kind != "none":  # trained on a hold-out, like the tuning above
             from coldbrew.ranking.stage import train_stage
 

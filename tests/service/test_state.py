@@ -16,7 +16,7 @@ from coldbrew.storage.event_store import ItemRecord  # noqa: E402
 
 
 def _expected_cache(model) -> np.ndarray:
-    y = model.item_factors_.astype(np.float64)
+    y = model._fold.item_factors_.astype(np.float64)  # the ALS columns the fold-in reads
     return np.einsum("if,ig->ifg", y, y).reshape(len(y), -1)
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from coldbrew.config import AdapterConfig, BlendConfig, EncoderConfig, FitConfig
+from coldbrew.config import AdapterConfig, BlendConfig, EncoderConfig, FitConfig, GraphConfig
 from coldbrew.data import catalog_from_frame, events_from_frame
 from coldbrew.errors import ConfigError, NotFittedError
 from coldbrew.pipeline import Recommender
@@ -267,7 +268,9 @@ def test_save_load_and_add_items_keep_the_adapter(fitted: Recommender, tmp_path)
 
 @pytest.mark.parametrize("adapt_bridge", [False, True])
 def test_adapt_bridge_chooses_the_vectors_the_bridge_reads(adapt_bridge: bool) -> None:
-    model = Recommender(_config(adapt_bridge=adapt_bridge)).fit(*_shop(), progress=False)
+    # ALS alone, so the item factors are exactly the bridge's CF columns (no LightGCN beside them).
+    config = replace(_config(adapt_bridge=adapt_bridge), graph=GraphConfig(enabled=False))
+    model = Recommender(config).fit(*_shop(), progress=False)
     raw = model.encode(model.catalog_.texts())
     read = model.adapter_.transform(raw) if adapt_bridge else raw
     warm = np.flatnonzero(model.item_warm_)

@@ -391,7 +391,8 @@ def _period_groups(model: Recommender, catalog: Catalog, split, stage_config: Ra
     inner._cache = model._cache
     inner._progress = False
     inner._graph_cache = getattr(model, "_graph_cache", None)  # LightGCN reused when the graph is the same
-    inner._fit_parts(catalog, split.train, text_vectors)
+    # The adapter tuning trained (on events before the validation period) is reused, not retrained.
+    inner._fit_parts(catalog, split.train, text_vectors, adapter=getattr(model, "_tuned_adapter", None))
     if stage is None:
         mean, basis = _code_basis(inner.text_vectors_, cfg.text_codes, cfg.random_state)
         _, names = primary_categories(inner.catalog_.categories, cfg.categories)

@@ -319,7 +319,8 @@ def _carry_fold_in_cache(model: Any, previous: Any, n_before: int, changed: np.n
     old = getattr(previous, "_yy", None)
     if fold is None or fold is previous or current is not None or old is None:
         return
-    y = np.asarray(model.item_factors_, dtype=np.float64)
+    # The fold-in reads the ALS columns only (with LightGCN beside ALS the item factors are wider).
+    y = np.asarray(fold.item_factors_, dtype=np.float64)
     n, f = y.shape
     if old.shape != (n_before, f * f) or n < n_before:
         return
