@@ -112,7 +112,8 @@ class MultiTaskRanker:
         if has.any():
             target = np.divide(clicks, n_pos, out=np.zeros_like(clicks), where=n_pos > 0)
             log_p = _log_softmax(out["click"], mask, axis=1)
-            loss += cfg.click_weight * float(-np.sum(np.where(mask, target * log_p, 0.0)) / has.sum())
+            # Padding slots have log_p = -inf: zero them before the product (0 * -inf is NaN).
+            loss += cfg.click_weight * float(-np.sum(target * np.where(mask, log_p, 0.0)) / has.sum())
             prob = np.where(mask, np.exp(log_p), 0.0)
             d_click = np.where(has[:, None] & mask, prob - target, 0.0) * (cfg.click_weight / has.sum())
         grads["w_click"] = np.einsum("bcd,bc->d", h2, d_click)
