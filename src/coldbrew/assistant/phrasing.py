@@ -74,22 +74,13 @@ class ChatCompletionPhraser:
 
     def phrase(self, draft: str, message: str, language: str, facts: Sequence[dict[str, Any]]) -> tuple[str, str]:
         """The server's wording of ``draft`` (source "llm"), or ``draft`` itself (source "template")."""
+        from coldbrew.text.completions import CompletionError, chat_completion
+
         try:
-            import httpx
-        except ImportError:
-            self.last_error = "httpx is not installed (pip install 'coldbrew[server]')"
-            return draft, "template"
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        body = {"model": self.model, "messages": self._messages(draft, message, language, facts),
-                "max_tokens": 120, "temperature": 0.3}
-        try:
-            response = httpx.post(self.url, json=body, headers=headers, timeout=self.timeout)
-            response.raise_for_status()
-            text = response.json()["choices"][0]["message"]["content"]
-            if not isinstance(text, str) or not text.strip():
-                raise ValueError("empty completion")
-        except (httpx.HTTPError, KeyError, IndexError, TypeError, ValueError) as exc:
-            self.last_error = f"{type(exc).__name__}: {exc}"
+            text = chat_completion(self.url, self._messages(draft, message, language, facts), model=self.model, api_key=self.api_key,
+                                   max_tokens=120, temperature=0.3, timeout=self.timeout)
+        except CompletionError as exc:
+            self.last_error = str(exc)
             return draft, "template"
         self.last_error = None
-        return " ".join(text.split())[:_MAX_CHARS], "llm"
+        return text[:_MAX_CHARS], "llm"

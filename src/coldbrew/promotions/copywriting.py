@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from coldbrew.errors import ConfigError, DataError
 
@@ -163,22 +163,13 @@ class ChatCompletionCopywriter:
 
     def write(self, facts: ProductFacts, language: str = "en", seed: str = "") -> tuple[str, str]:
         draft, _ = self.fallback.write(facts, language, seed)
+        from coldbrew.text.completions import CompletionError, chat_completion
+
         try:
-            import httpx
-        except ImportError:
-            self.last_error = "httpx is not installed (pip install 'coldbrew[server]')"
-            return draft, "template"
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        body: dict[str, Any] = {"model": self.model, "messages": self._messages(facts, language, draft),
-                                "max_tokens": 80, "temperature": 0.7}
-        try:
-            response = httpx.post(self.url, json=body, headers=headers, timeout=self.timeout)
-            response.raise_for_status()
-            text = response.json()["choices"][0]["message"]["content"]
-            if not isinstance(text, str) or not text.strip():
-                raise ValueError("empty completion")
-        except (httpx.HTTPError, KeyError, IndexError, TypeError, ValueError) as exc:
-            self.last_error = f"{type(exc).__name__}: {exc}"
+            text = chat_completion(self.url, self._messages(facts, language, draft), model=self.model, api_key=self.api_key,
+                                   max_tokens=80, temperature=0.7, timeout=self.timeout)
+        except CompletionError as exc:
+            self.last_error = str(exc)
             return draft, "template"
         self.last_error = None
-        return " ".join(text.split())[:_MAX_CHARS], "llm"
+        return text[:_MAX_CHARS], "llm"
