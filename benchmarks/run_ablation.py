@@ -23,12 +23,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from coldbrew.config import FitConfig, default_threads
 from coldbrew.data import load_catalog, load_events
 from coldbrew.errors import ConfigError
 from coldbrew.evaluation.protocol import (
+    cold_item_catalogs,
     cold_item_segment,
     evaluate,
     fit_catalog,
@@ -117,9 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     events, _ = load_events(args.data / "interactions.csv.gz")
     if args.split == "cold-item":
         split = cold_item_split(events, catalog.item_ids, share=args.cold_share, seed=args.seed)
-        cold = set(split.cold_items)
-        is_cold = np.array([i in cold for i in catalog.item_ids], dtype=bool)
-        seen, rest = catalog.subset(np.flatnonzero(~is_cold)), catalog.subset(np.flatnonzero(is_cold))
+        seen, rest = cold_item_catalogs(split, catalog)
         segments = {"cold_items": cold_item_segment(split, rest.item_ids, max_users=args.max_users, seed=args.seed)}
     else:
         split = temporal_split(events, args.quantile)

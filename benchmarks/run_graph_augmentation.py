@@ -21,11 +21,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from coldbrew.config import FitConfig
 from coldbrew.data import load_catalog, load_events
-from coldbrew.evaluation.protocol import cold_item_segment, evaluate, fit_catalog, temporal_segments
+from coldbrew.evaluation.protocol import (
+    cold_item_catalogs,
+    cold_item_segment,
+    evaluate,
+    fit_catalog,
+    temporal_segments,
+)
 from coldbrew.evaluation.splits import cold_item_split, temporal_split
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "uci_online_retail"
@@ -68,9 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     events, _ = load_events(args.data / "interactions.csv.gz")
     if args.split == "cold-item":
         split = cold_item_split(events, catalog.item_ids, share=args.cold_share, seed=args.seed)
-        cold = set(split.cold_items)
-        is_cold = np.array([i in cold for i in catalog.item_ids], dtype=bool)
-        seen, rest = catalog.subset(np.flatnonzero(~is_cold)), catalog.subset(np.flatnonzero(is_cold))
+        seen, rest = cold_item_catalogs(split, catalog)
         segments = {"cold_items": cold_item_segment(split, rest.item_ids, max_users=args.max_users, seed=args.seed)}
     else:
         split = temporal_split(events, args.quantile)

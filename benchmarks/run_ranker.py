@@ -20,11 +20,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 from coldbrew.config import FitConfig
 from coldbrew.data import load_catalog, load_events
 from coldbrew.evaluation.protocol import (
+    cold_item_catalogs,
     cold_item_segment,
     evaluate,
     fit_catalog,
@@ -64,9 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     events, _ = load_events(args.data / "interactions.csv.gz")
     if args.split == "cold-item":
         split = cold_item_split(events, catalog.item_ids, share=0.2, seed=0)
-        cold = set(split.cold_items)
-        is_cold = np.array([i in cold for i in catalog.item_ids], dtype=bool)
-        seen, rest = catalog.subset(np.flatnonzero(~is_cold)), catalog.subset(np.flatnonzero(is_cold))
+        seen, rest = cold_item_catalogs(split, catalog)
         segments = {"cold_items": cold_item_segment(split, rest.item_ids, max_users=args.max_users)}
     else:
         split = temporal_split(events, args.quantile)

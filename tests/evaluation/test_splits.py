@@ -94,3 +94,16 @@ def test_cold_user_split_holds_out_whole_users() -> None:
     assert set(cold_user_split(events, share=0.3, seed=1).test.user_ids.tolist()) == test_users
     with pytest.raises(ValueError, match="share"):
         cold_user_split(events, share=1.0)
+
+
+def test_cold_item_catalogs_keeps_unsold_items_in_the_fit_catalog() -> None:
+    from coldbrew.evaluation.protocol import cold_item_catalogs
+
+    from .builders import make_catalog
+
+    events = make_events([(f"u{u}", f"i{i}", u * 10 + i) for u in range(4) for i in range(5)])
+    catalog = make_catalog([f"i{i}" for i in range(6)])  # i5 has no event at all
+    split = cold_item_split(events, [f"i{i}" for i in range(5)], share=0.4, seed=0)
+    seen, held_out = cold_item_catalogs(split, catalog)
+    assert sorted(held_out.item_ids) == sorted(split.cold_items)
+    assert "i5" in set(seen.item_ids) and len(seen) + len(held_out) == 6

@@ -24,12 +24,13 @@ from coldbrew.evaluation.metrics import (
     per_user_ndcg_at_k,
     per_user_recall_at_k,
 )
-from coldbrew.evaluation.splits import Split
+from coldbrew.evaluation.splits import ColdItemSplit, Split
 from coldbrew.requests import HistoryEvent, Recommendation, Request
 
 __all__ = [
     "Recommender",
     "Segment",
+    "cold_item_catalogs",
     "evaluate",
     "fit_catalog",
     "is_positive",
@@ -320,6 +321,17 @@ def score_segments(
         row["users"] = float(len(segment))
         results[name] = row
     return results
+
+
+def cold_item_catalogs(split: ColdItemSplit, catalog: Catalog) -> tuple[Catalog, Catalog]:
+    """Split the catalog into (items kept for fit, the split's held-out items).
+
+    Unlike :func:`fit_catalog`, items without any event stay in the fit catalog: under the
+    cold-item protocol only the held-out items are added after fit and ranked.
+    """
+    cold = set(str(i) for i in split.cold_items)
+    is_cold = np.array([str(i) in cold for i in catalog.item_ids], dtype=bool)
+    return catalog.subset(np.flatnonzero(~is_cold)), catalog.subset(np.flatnonzero(is_cold))
 
 
 def evaluate(

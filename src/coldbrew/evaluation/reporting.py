@@ -266,6 +266,7 @@ def run_report(catalog: Catalog, events: Events, out: str | Path, config: Report
     from coldbrew import __version__
     from coldbrew.evaluation.metrics import item_warmth_recall
     from coldbrew.evaluation.protocol import (
+        cold_item_catalogs,
         cold_item_segment,
         fit_catalog,
         recommend_segments,
@@ -286,9 +287,7 @@ def run_report(catalog: Catalog, events: Events, out: str | Path, config: Report
     segments = {}
     if config.split == "cold-item":
         split = cold_item_split(events, catalog.item_ids, share=config.cold_share, seed=config.seed)
-        cold = set(split.cold_items)
-        is_cold = np.array([i in cold for i in catalog.item_ids], dtype=bool)
-        seen, new = catalog.subset(np.flatnonzero(~is_cold)), catalog.subset(np.flatnonzero(is_cold))
+        seen, new = cold_item_catalogs(split, catalog)
         segments["cold_items"] = cold_item_segment(split, new.item_ids, max_users=config.max_users, seed=config.seed)
         cutoff = None
     elif config.split == "cold-user":
