@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -56,6 +56,15 @@ class _Batch:
     text_vectors: np.ndarray  # (n, d) request text (zeros when none)
     has_text: np.ndarray  # (n,) bool
     allowed: np.ndarray  # (n, n_items) bool
+    # source name -> (its raw scores, their z-scores): the blend and the ranker share them
+    _z: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+
+    def standardised(self, name: str, scores: np.ndarray) -> np.ndarray:
+        """``_standardise(scores, allowed)``, computed once per source array of this batch."""
+        cached = self._z.get(name)
+        if cached is None or cached[0] is not scores:
+            cached = self._z[name] = (scores, _standardise(scores, self.allowed))
+        return cached[1]
 
 
 class Recommender:
@@ -502,7 +511,7 @@ class Recommender:
         popular = np.argsort(-self.popularity_, kind="stable")[:m]
         weights = self._weights(batch.n_history)
         b = self.config.blend
-        item_weights = np.array([b.new_item_content, 0.0, b.new_item_cf, b.new_item_popularity], np.float32)
+        item_weights = self._item_weights(b)
         stats = {}
         for name, queries in (("cf", user_factors), ("content", profile)):
             mean, cov = self._moments(name)
@@ -559,23 +568,44 @@ class Recommender:
         warmth = n_history / (n_history + b.warmth_half)
         return ((1 - warmth)[:, None] * cold + warmth[:, None] * warm).astype(np.float32)
 
-    def _blend(self, sources: dict[str, np.ndarray], batch: _Batch, blend: BlendConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Blended scores (n, n_items) with -inf on disallowed items, and per-source parts.
+    def _blend(self, sources: dict[str, np.ndarray], batch: _Batch, blend: BlendConfig | None = None) -> np.ndarray:
+        """Blended scores (n, n_items) float32, -inf on disallowed items.
 
         Items without interactions (new products) use the ``new_item_*`` weights: their CF
-        factors and popularity are the bridge's estimates, not observations.
+        factors and popularity are the bridge's estimates, not observations. The per-source
+        parts behind a score are in :meth:`_parts` (computed for the shown items only).
         """
         b = blend or self.config.blend
         weights = self._weights(batch.n_history, b)
-        item_weights = np.array([b.new_item_content, 0.0, b.new_item_cf, b.new_item_popularity], np.float32)
-        cold = ~self.item_warm_
-        parts = np.zeros((len(SOURCES),) + batch.allowed.shape, dtype=np.float32)
+        item_weights = self._item_weights(b)
+        cold = np.flatnonzero(~self.item_warm_)
+        total = np.zeros(batch.allowed.shape, dtype=np.float32)
+        cold_total = np.zeros((len(total), len(cold)), dtype=np.float32)
         for s, name in enumerate(SOURCES):
-            w = np.where(cold[None, :], item_weights[s], weights[:, s, None])
-            parts[s] = w * _standardise(sources[name], batch.allowed)
-        total = parts.sum(axis=0)
+            z = batch.standardised(name, sources[name])
+            total += weights[:, s, None] * z
+            cold_total += item_weights[s] * z[:, cold]
+        total[:, cold] = cold_total
         total[~batch.allowed] = -np.inf
-        return total, parts
+        return total
+
+    @staticmethod
+    def _item_weights(b: BlendConfig) -> np.ndarray:
+        return np.array([b.new_item_content, 0.0, b.new_item_cf, b.new_item_popularity], np.float32)
+
+    def _parts(self, sources: dict[str, np.ndarray], batch: _Batch, r: int, items: np.ndarray,
+               blend: BlendConfig | None = None) -> np.ndarray:
+        """Weighted source scores (len(SOURCES), len(items)) of row ``r``'s ``items``: what
+        :meth:`_blend` summed for them."""
+        b = blend or self.config.blend
+        items = np.asarray(items, dtype=np.int64)
+        weights = self._weights(batch.n_history[r : r + 1], b)[0]
+        item_weights = self._item_weights(b)
+        cold = ~self.item_warm_[items]
+        parts = np.zeros((len(SOURCES), len(items)), dtype=np.float32)
+        for s, name in enumerate(SOURCES):
+            parts[s] = np.where(cold, item_weights[s], weights[s]) * batch.standardised(name, sources[name])[r, items]
+        return parts
 
     def recommend(self, requests: Sequence[Request], k: int = 10, _mode: str = "user") -> list[Recommendation]:
         """Top-k items with scores and reasons for each request, in request order."""
@@ -591,7 +621,7 @@ class Recommender:
             chunk = requests[start : start + _CHUNK]
             batch = self._batch(chunk)
             sources = self._sources(batch)
-            total, parts = self._blend(sources, batch)
+            total = self._blend(sources, batch)
             if getattr(self, "reranker_", None) is not None and _mode != "similar":
                 total = self.reranker_.rerank(self, chunk, batch, sources, total, k)
             top = _top_k(total, k)
@@ -602,7 +632,8 @@ class Recommender:
                     user_id=req.user_id,
                     items=self.item_map_.ids(items),
                     scores=[float(total[r, i]) for i in items],
-                    reasons=self._reasons(req, batch, r, np.asarray(items, dtype=np.int64), parts[:, r, items], _mode),
+                    reasons=self._reasons(req, batch, r, np.asarray(items, dtype=np.int64),
+                                         self._parts(sources, batch, r, items), _mode),
                 ))
         return out
 
@@ -713,7 +744,7 @@ class Recommender:
         }
         b = self.config.blend
         weights = self._weights(batch.n_history)
-        item_weights = np.array([b.new_item_content, 0.0, b.new_item_cf, b.new_item_popularity], np.float32)
+        item_weights = self._item_weights(b)
         cold = ~self.item_warm_[safe]
         total = np.zeros(items.shape, dtype=np.float32)
         for s, name in enumerate(SOURCES):

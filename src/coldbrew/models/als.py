@@ -14,6 +14,8 @@ __all__ = ["ALSModel", "confidence"]
 
 # Above this many floats the vectorised fold-in (items x factors^2) is replaced by a loop.
 _VECTORISED_LIMIT = 64_000_000
+# Up to this many users the per-row gather is cheaper than the items x factors^2 product.
+_SMALL_BATCH = 32
 
 
 def confidence(strengths: sp.csr_matrix, alpha: float) -> sp.csr_matrix:
@@ -65,6 +67,7 @@ class ALSModel:
 
     def _prepare(self) -> None:
         y = self.item_factors_.astype(np.float64)
+        self._y64 = y
         self._yty = y.T @ y
         self._yy: np.ndarray | None = None
 
@@ -85,8 +88,10 @@ class ALSModel:
         if len(nonempty) == 0:
             return out
         base = self._yty + self.config.regularization * np.eye(f)
-        y64 = y.astype(np.float64)
-        if n_items * f * f <= _VECTORISED_LIMIT:
+        y64 = getattr(self, "_y64", None)
+        if y64 is None or y64.shape != y.shape:
+            y64 = self._y64 = y.astype(np.float64)
+        if len(nonempty) > _SMALL_BATCH and n_items * f * f <= _VECTORISED_LIMIT:
             if self._yy is None:
                 self._yy = np.einsum("if,ig->ifg", y64, y64).reshape(n_items, f * f)
             for start in range(0, len(nonempty), 1024):
@@ -97,11 +102,14 @@ class ALSModel:
                 a = base[None, :, :] + np.asarray(cm1 @ self._yy).reshape(len(sel), f, f)
                 b = np.asarray(c @ y64)
                 out[sel] = np.linalg.solve(a, b[:, :, None])[:, :, 0]
-        else:
-            for r in nonempty:
+        else:  # few rows (a service request) or a huge catalog: gather each row's items
+            a = np.empty((len(nonempty), f, f))
+            b = np.empty((len(nonempty), f))
+            for j, r in enumerate(nonempty):
                 lo, hi = rows.indptr[r], rows.indptr[r + 1]
                 idx, c = rows.indices[lo:hi], rows.data[lo:hi]
                 yi = y64[idx]
-                a = base + (yi.T * (c - 1.0)) @ yi
-                out[r] = np.linalg.solve(a, yi.T @ c)
+                a[j] = base + (yi.T * (c - 1.0)) @ yi
+                b[j] = yi.T @ c
+            out[nonempty] = np.linalg.solve(a, b[:, :, None])[:, :, 0]
         return out

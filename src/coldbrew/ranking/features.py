@@ -178,9 +178,12 @@ def typical_price(history: sp.csr_matrix, prices: np.ndarray) -> np.ndarray:
     out = np.full(history.shape[0], np.nan)
     for r in range(history.shape[0]):
         values = prices[history.indices[history.indptr[r] : history.indptr[r + 1]]]
-        values = values[np.isfinite(values) & (values > 0)]
-        if len(values):
-            out[r] = float(np.median(values))
+        values = np.sort(values[np.isfinite(values) & (values > 0)])
+        half = len(values) // 2
+        if len(values) % 2:
+            out[r] = float(values[half])
+        elif len(values):  # as np.median: the mean of the two middle values
+            out[r] = float((values[half - 1] + values[half]) / 2.0)
     return out
 
 
@@ -202,6 +205,8 @@ def category_share(history: sp.csr_matrix, labels: sp.csr_matrix) -> sp.csr_matr
 
     ``history`` (n, n_items) with any positive values; ``labels`` (n_items, n_labels) 0/1.
     """
+    if labels.shape[1] == 0:  # a shop without categories
+        return sp.csr_matrix((history.shape[0], 0), dtype=np.float32)
     binary = history.copy().tocsr()
     binary.data = np.ones_like(binary.data, dtype=np.float32)
     counts = np.asarray(binary.sum(axis=1), dtype=np.float64).ravel()

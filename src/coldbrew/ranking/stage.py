@@ -172,11 +172,11 @@ class RerankStage:
     def features(self, model: Recommender, requests: Sequence[Request], batch, sources: dict[str, np.ndarray],
                  total: np.ndarray, rows: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Features float32 (n_pairs, F) of the pairs ``(rows, items)`` of one dense batch."""
-        from coldbrew.pipeline import SOURCES, _standardise
+        from coldbrew.pipeline import SOURCES
 
         z = np.empty((len(rows), len(SOURCES)), dtype=np.float32)
         for s, name in enumerate(SOURCES):
-            z[:, s] = _standardise(sources[name], batch.allowed)[rows, items]
+            z[:, s] = batch.standardised(name, sources[name])[rows, items]
         text = np.einsum("pd,pd->p", batch.text_vectors[rows], model.text_vectors_[items])
         return pair_features(rows, items, total[rows, items], z, text,
                              self.user_table(model, requests, batch), self.item_table(model))
@@ -350,7 +350,7 @@ def _groups_for(inner: Recommender, stage: RerankStage, requests: list[Request],
         chunk = requests[start : start + _CHUNK]
         batch = inner._batch(chunk)
         sources = inner._sources(batch)
-        total, _ = inner._blend(sources, batch)
+        total = inner._blend(sources, batch)
         rows, items = candidate_pairs(total, stage.config.candidates)
         if not len(rows):
             continue
