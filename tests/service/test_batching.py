@@ -39,7 +39,7 @@ def _requests() -> list[Request]:
 
 def test_concurrent_requests_match_single_calls(model) -> None:
     state = _state(model)
-    batcher = RecommendBatcher(state, max_batch=8, slots=1)
+    batcher = RecommendBatcher(state, max_batch=8)
     requests = _requests()
     expected = {r.request_id: list(zip((rec := model.recommend([r], 3 + i % 5)[0]).items, rec.reasons))
                 for i, r in enumerate(requests)}
@@ -67,6 +67,45 @@ def test_concurrent_requests_match_single_calls(model) -> None:
         t.join()
     assert results == expected
     assert sum(sizes) == len(requests) and max(sizes) > 1 and max(sizes) <= 8
+    batcher.close()
+
+
+def test_submitted_requests_are_prepared_and_batched_in_the_worker(model) -> None:
+    """The awaitable entry point: ``prepare`` runs in the worker; None answers [], errors reach the caller."""
+    import asyncio
+
+    state = _state(model)
+    batcher = RecommendBatcher(state, max_batch=8)
+    requests = _requests()[:12]
+    expected = [list(zip((rec := model.recommend([r], 4)[0]).items, rec.reasons)) for r in requests]
+    threads: set[str] = set()
+
+    def preparer(request):
+        def prepare():
+            threads.add(threading.current_thread().name)
+            return request
+        return prepare
+
+    def nothing():
+        return None
+
+    def broken():
+        raise LookupError("the store is down")
+
+    async def main():
+        answers = await asyncio.gather(*(batcher.submit(preparer(r), 4) for r in requests),
+                                       batcher.submit(nothing, 4), batcher.submit(broken, 4),
+                                       return_exceptions=True)
+        return answers
+
+    answers = asyncio.run(main())
+    assert [items for items, _ in answers[:12]] == expected
+    assert answers[12] == ([], "v0")
+    assert isinstance(answers[13], LookupError)
+    assert threads == {"coldbrew-batcher"}
+    batcher.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        batcher.recommend(requests[0], 3)
 
 
 def test_one_failing_request_does_not_fail_its_batch(model) -> None:

@@ -67,6 +67,7 @@ def create_app(settings: ServiceSettings, model: Any = None) -> Any:
         try:
             yield
         finally:
+            state.batcher.close()  # queued requests are answered before the store closes
             state.store.close()
 
     docs_assets = _offline_docs_assets()

@@ -269,69 +269,26 @@ class ServiceState:
             elif item_record_of(model, pos).fields != _complete(record.fields):
                 changed.append(record)
         added = updated = 0
-        n_before, fold = len(model.item_map_), getattr(model, "_fold", None)
         if new:
             added = model.add_items(catalog_from_records(new))
         if changed:
             updated = update_model_items(model, catalog_from_records(changed))
-        if added or updated:
-            changed_rows = model.item_map_.lookup([r.item_id for r in changed])
-            _carry_fold_in_cache(model, fold, n_before, changed_rows)
         self.invalidate_items()
         return {"added": added, "updated": updated}
 
 
-def _fold_in_cache(model: Any) -> tuple[Any, np.ndarray | None]:
-    """The model's ALS fold-in helper and its per-item outer-product cache (or ``None``)."""
-    fold = getattr(model, "_fold", None)
-    return fold, getattr(fold, "_yy", None)
-
-
 def prepare_model(model: Any) -> None:
-    """Warm a model up before it serves: load the encoder, build the lazy scoring caches.
+    """Warm a model up before it serves: load the encoder and score one request.
 
-    The ALS fold-in keeps per-item outer products (n_items, f*f) float64 (~150 MB on the UCI
-    catalog); they are moved into a buffer with spare rows so that adding products later
-    writes only the new rows instead of rebuilding (or copying) the whole cache.
+    Requests are scored in batches of at most 32, where the ALS fold-in gathers each user's
+    rows; its vectorised (n_items, f*f) cache (about 150 MB on the UCI catalog) is never
+    built by the service, so adding a product costs no cache rebuild either.
     """
     model.encoder.encode(["warm-up"])
     if len(model.item_map_) == 0:
         return
     first = model.item_map_.ids([0])[0]
     model.recommend([Request("warm-up", "", history=(HistoryEvent(first, int(model.now_), "view"),))], 1)
-    fold, cache = _fold_in_cache(model)
-    if cache is not None:
-        n, width = cache.shape
-        buffer = np.empty((n + max(256, n // 10), width), dtype=cache.dtype)
-        buffer[:n] = cache
-        fold._yy = buffer[:n]
-
-
-def _carry_fold_in_cache(model: Any, previous: Any, n_before: int, changed: np.ndarray) -> None:
-    """Keep the ALS fold-in cache across a catalog change instead of rebuilding it.
-
-    ``add_items`` (and an update) rebuilds the model's fold-in helper and drops its cache,
-    which the next request would recompute whole (up to a second on the UCI catalog, delaying
-    a new product's first appearance). Here only the new or changed rows are computed, into
-    the spare rows of the buffer that :func:`prepare_model` set up (grown by 10% when full).
-    """
-    fold, current = _fold_in_cache(model)
-    old = getattr(previous, "_yy", None)
-    if fold is None or fold is previous or current is not None or old is None:
-        return
-    # The fold-in reads the ALS columns only (with LightGCN beside ALS the item factors are wider).
-    y = np.asarray(fold.item_factors_, dtype=np.float64)
-    n, f = y.shape
-    if old.shape != (n_before, f * f) or n < n_before:
-        return
-    buffer = old.base if old.base is not None and old.base.ndim == 2 and old.base.shape[1] == f * f else old
-    if buffer.shape[0] < n:  # full: grow once, amortised
-        grown = np.empty((n + max(256, n // 10), f * f), dtype=np.float64)
-        grown[:n_before] = old
-        buffer = grown
-    rows = np.union1d(np.arange(n_before, n), changed[(changed >= 0) & (changed < n_before)])
-    buffer[rows] = np.einsum("if,ig->ifg", y[rows], y[rows]).reshape(len(rows), f * f)
-    fold._yy = buffer[:n]
 
 
 def update_model_items(model: Any, catalog: Any) -> int:

@@ -11,6 +11,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 
+from coldbrew.requests import Request
 from coldbrew.service.auth import require_read, require_write
 from coldbrew.service.errors import ApiError
 from coldbrew.service.schemas import (
@@ -51,7 +52,7 @@ def _exclude_list(raw: str | None) -> tuple[str, ...]:
     "/v1/users/{user_id}/recommendations", response_model=RecommendationsOut,
     dependencies=[Depends(require_read)], summary="top-k items for a user, with reasons",
 )
-def recommendations(
+async def recommendations(
     state: State,
     user_id: UserId,
     k: Annotated[int, Query(ge=1, description="list length (at most max_k)")] = 20,
@@ -62,15 +63,16 @@ def recommendations(
 ) -> JSONResponse:
     check_k(state, k)
     excluded = _exclude_list(exclude)
-    history = state.history(user_id)
-    with state.lock.read():
-        candidates = state.candidates(category, max_price)
-        request = state.request_for(user_id, history, exclude=excluded, candidates=candidates)
-        version = state.model_version
-    if candidates is not None and not candidates:
-        items: list[dict] = []
-    else:
-        items, version = state.batcher.recommend(request, k)
+
+    def prepare() -> Request | None:  # in the batcher's worker: the store read and the filters
+        history = state.history(user_id)
+        with state.lock.read():
+            candidates = state.candidates(category, max_price)
+            if candidates is not None and not candidates:
+                return None
+            return state.request_for(user_id, history, exclude=excluded, candidates=candidates)
+
+    items, version = await state.batcher.submit(prepare, k)
     # The hot path: items are built from the model's own arrays, so skip re-validating them.
     return JSONResponse({"user_id": user_id, "model_version": version, "items": items})
 
