@@ -199,3 +199,28 @@ def test_events_file_to_matrix(write_file):
     assert users.ids() == ["u1", "u2"] and items.ids() == ["a", "b"]
     np.testing.assert_array_equal(matrix.toarray(), [[1.0, 4.0], [3.0, 0.0]])
     assert matrix.nnz == 3
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 30),
+       st.lists(st.tuples(st.integers(0, 5), st.integers(0, 29), st.sampled_from([0.0, -1.0, 0.25, 1.0, 2.5])),
+                max_size=60))
+def test_small_batches_build_the_same_matrix_as_scipy(n_rows, n_cols, events) -> None:
+    """The direct CSR build for service-sized batches equals scipy's COO route (sums, zeros, order)."""
+    import coldbrew.data.weighting as weighting
+
+    events = [(r % n_rows, c % n_cols, v) for r, c, v in events]
+    rows = np.array([e[0] for e in events], dtype=np.int64)
+    cols = np.array([e[1] for e in events], dtype=np.int64)
+    values = np.array([e[2] for e in events], dtype=np.float32)
+    small = interaction_matrix(rows, cols, values, (n_rows, n_cols))
+    previous, weighting._SMALL = weighting._SMALL, -1
+    try:
+        reference = interaction_matrix(rows, cols, values, (n_rows, n_cols))
+    finally:
+        weighting._SMALL = previous
+    assert small.dtype == reference.dtype == np.float32 and small.shape == reference.shape
+    np.testing.assert_array_equal(small.indptr, reference.indptr)
+    np.testing.assert_array_equal(small.indices, reference.indices)
+    np.testing.assert_allclose(small.data, reference.data, rtol=1e-6)
+    assert small.has_sorted_indices and (small.data != 0).all()

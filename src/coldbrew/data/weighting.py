@@ -59,9 +59,30 @@ def interaction_matrix(
 ) -> sp.csr_matrix:
     """Users x items CSR (float32) summing the strengths of repeated pairs; zeros dropped."""
     keep = strengths > 0
+    if keep.sum() <= _SMALL:
+        return _small_matrix(user_idx[keep], item_idx[keep], strengths[keep], shape)
     matrix = sp.coo_matrix(
         (strengths[keep].astype(np.float32), (user_idx[keep], item_idx[keep])), shape=shape
     ).tocsr()
     matrix.sum_duplicates()
     matrix.eliminate_zeros()
     return matrix.astype(np.float32)
+
+
+_SMALL = 50_000  # up to this many events (a service batch) the CSR is built directly
+
+
+def _small_matrix(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    """:func:`interaction_matrix` of few events without scipy's COO round trip (same result)."""
+    keys = np.asarray(rows, dtype=np.int64) * shape[1] + np.asarray(cols, dtype=np.int64)
+    order = np.argsort(keys, kind="stable")  # duplicates summed in input order, as scipy does
+    keys, values = keys[order], np.asarray(values, dtype=np.float32)[order]
+    first = np.ones(len(keys), dtype=bool)
+    first[1:] = keys[1:] != keys[:-1]
+    starts = np.flatnonzero(first)
+    data = np.add.reduceat(values, starts) if len(keys) else values
+    keys = keys[starts]
+    nonzero = data != 0
+    data, keys = data[nonzero].astype(np.float32), keys[nonzero]
+    indptr = np.searchsorted(keys // shape[1], np.arange(shape[0] + 1), side="left")
+    return sp.csr_matrix((data, (keys % shape[1]).astype(np.int32), indptr.astype(np.int32)), shape=shape)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -68,6 +69,9 @@ def create_app(settings: ServiceSettings, model: Any = None) -> Any:
             yield
         finally:
             state.batcher.close()  # queued requests are answered before the store closes
+            state.extras["closing"] = True
+            if state.scorer is not None:
+                state.scorer.close()
             state.store.close()
 
     docs_assets = _offline_docs_assets()
@@ -139,6 +143,7 @@ def _start(settings: ServiceSettings, model: Any, metrics: Any) -> Any:
     from coldbrew.storage.event_store import open_store
 
     registry = VersionRegistry(settings.model_dir, settings.versions_dir)
+    loaded = model is None
     if model is None:
         model, version = load_active_model(registry)
     else:
@@ -154,9 +159,40 @@ def _start(settings: ServiceSettings, model: Any, metrics: Any) -> Any:
             state.apply_items(state.model, snapshot.items)
         prepare_model(state.model)  # encoder loaded, scoring caches built: no slow first request
         state.retrainer = Retrainer(state, registry)
-        state.batcher = RecommendBatcher(state)
+        state.batcher = RecommendBatcher(state, pipelined=settings.scoring_process)
         metrics.set_model(version, len(state.model.item_map_))
+        if settings.scoring_process and loaded:
+            threading.Thread(target=_attach_scorer, args=(state, registry.directory(version)),
+                             name="coldbrew-scorer-start", daemon=True).start()
     except BaseException:
         store.close()
         raise
     return state
+
+
+def _attach_scorer(state: Any, directory: Any) -> None:
+    """Start the scoring process (in the background: the server answers meanwhile) and use it.
+
+    The replica starts from the active version and the store's item overlay; changes made
+    while it was starting are replayed under the write lock before it takes any batch.
+    """
+    from coldbrew.service.scoring import ScoringProcess
+
+    version = state.model_version
+    try:
+        scorer = ScoringProcess(state.settings, directory, state.store.snapshot(with_events=False).items)
+    except Exception as exc:
+        log.warning("no scoring process (%s); recommendations are scored in the server process", exc)
+        return
+    with state.lock.write():
+        if state.extras.get("closing") or state.model_version != version:
+            scorer.close()  # shut down, or a retrain swapped the model meanwhile
+            return
+        try:
+            scorer.apply(state.store.snapshot(with_events=False).items)
+        except Exception as exc:
+            log.warning("the scoring process could not catch up (%s); scoring in the server process", exc)
+            scorer.close()
+            return
+        state.scorer = scorer
+    log.info("scoring process %d serves recommendation batches", scorer.pid)

@@ -45,20 +45,26 @@ class _Job:
 
 
 class RecommendBatcher:
-    """Runs queued recommendation requests in batches on one worker thread.
+    """Runs queued recommendation requests in batches on a worker thread.
 
     Parameters
     ----------
     state: the :class:`~coldbrew.service.state.ServiceState` (its model and lock are used).
     max_batch: most requests in one model call.
+    pipelined: two workers, one preparing requests (store reads) while the other waits for
+        the scoring process to score the previous batch; without a scoring process one
+        worker does both (the model call would only compete with the preparation for the GIL).
     """
 
-    def __init__(self, state: Any, max_batch: int = 32) -> None:
+    def __init__(self, state: Any, max_batch: int = 32, pipelined: bool = False) -> None:
         self.state = state
         self.max_batch = max_batch
+        self.pipelined = pipelined
         self._cond = threading.Condition()
-        self._pending: list[_Job] = []
-        self._worker: threading.Thread | None = None
+        self._pending: list[_Job] = []  # submitted, not prepared yet
+        self._ready: list[_Job] = []  # prepared, waiting for the scoring worker (pipelined)
+        self._workers: list[threading.Thread] = []
+        self._preparing = 0  # taken by the preparing worker, not in _ready yet
         self._closed = False
 
     # ------------------------------------------------------------------ entry points
@@ -94,56 +100,91 @@ class RecommendBatcher:
         return job.result, job.version
 
     def close(self) -> None:
-        """Stop the worker after the queued requests are answered."""
+        """Stop the workers after the queued requests are answered."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        if self._worker is not None:
-            self._worker.join(timeout=10)
+        for worker in self._workers:
+            worker.join(timeout=10)
 
-    # ------------------------------------------------------------------ the worker
+    # ------------------------------------------------------------------ the workers
     def _enqueue(self, job: _Job) -> None:
         with self._cond:
             if self._closed:
                 raise RuntimeError("the recommendation batcher is closed")
             self._pending.append(job)
-            if self._worker is None:
-                self._worker = threading.Thread(target=self._run, name="coldbrew-batcher", daemon=True)
-                self._worker.start()
-            self._cond.notify()
+            if not self._workers:
+                roles = ("prepare", "score") if self.pipelined else ("both",)
+                self._workers = [threading.Thread(target=self._run, args=(role,), daemon=True,
+                                                  name="coldbrew-batcher" if role != "prepare" else "coldbrew-prepare")
+                                 for role in roles]
+                for worker in self._workers:
+                    worker.start()
+            self._cond.notify_all()
 
-    def _run(self) -> None:
+    def _take(self, queue: str) -> list[_Job] | None:
+        """Wait for jobs in ``self._pending`` or ``self._ready``; None once closed and drained."""
+        with self._cond:
+            while not getattr(self, queue) and not self._drained():
+                self._cond.wait()
+            jobs = getattr(self, queue)
+            if not jobs:
+                return None
+            taken, rest = jobs[: self.max_batch], jobs[self.max_batch:]
+            setattr(self, queue, rest)
+            if queue == "_pending" and self.pipelined:
+                self._preparing += len(taken)
+            return taken
+
+    def _drained(self) -> bool:
+        return self._closed and not self._pending and not self._ready and not self._preparing
+
+    def _run(self, role: str) -> None:
         while True:
-            with self._cond:
-                while not self._pending and not self._closed:
-                    self._cond.wait()
-                if not self._pending:
-                    return
-                batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch:]
+            batch = self._take("_ready" if role == "score" else "_pending")
+            if batch is None:
+                with self._cond:
+                    self._cond.notify_all()  # let the other role see the end too
+                return
+            finished = batch
             try:
-                ready = []
-                for job in batch:
-                    if job.prepare is not None:
-                        try:
-                            job.request = job.prepare()
-                        except BaseException as exc:  # reported to the request's own caller
-                            job.error = exc
-                            continue
-                        if job.request is None:
-                            job.result, job.version = [], self.state.model_version
-                            continue
-                    ready.append(job)
-                if ready:
+                if role == "score":
+                    self._execute(batch)
+                    continue
+                ready = self._prepare(batch)
+                if role == "prepare":
+                    finished = [job for job in batch if job.done]
+                    with self._cond:
+                        self._ready.extend(ready)
+                        self._preparing -= len(batch)
+                        self._cond.notify_all()
+                elif ready:
                     self._execute(ready)
             except BaseException as exc:  # never leave a caller waiting
-                for job in batch:
+                for job in finished:
                     if job.result is None and job.error is None:
                         job.error = exc
             finally:
-                for job in batch:
+                for job in finished:
                     job.done = True
                     if job.notify is not None:
                         job.notify()
+
+    def _prepare(self, batch: list[_Job]) -> list[_Job]:
+        """Run each job's ``prepare``; returns the jobs to score (the others are done)."""
+        ready = []
+        for job in batch:
+            if job.prepare is not None:
+                try:
+                    job.request = job.prepare()
+                except BaseException as exc:  # reported to the request's own caller
+                    job.error, job.done = exc, True
+                    continue
+                if job.request is None:
+                    job.result, job.version, job.done = [], self.state.model_version, True
+                    continue
+            ready.append(job)
+        return ready
 
     def _execute(self, batch: list[_Job]) -> None:
         state = self.state
@@ -154,7 +195,7 @@ class RecommendBatcher:
                 model, version = state.model, state.model_version
                 k = max(job.k for job in batch)
                 try:
-                    recs = model.recommend([job.request for job in batch], k)
+                    recs = _score(state, model, [job.request for job in batch], k)
                 except Exception:
                     # One bad request must not fail the others: answer each on its own.
                     recs = None
@@ -174,3 +215,16 @@ class RecommendBatcher:
         finally:
             for job in batch:
                 job.done = True
+
+
+def _score(state: Any, model: Any, requests: list[Request], k: int) -> list[Any]:
+    """The batch scored by the scoring process when one runs, else in this process."""
+    scorer = getattr(state, "scorer", None)
+    if scorer is not None and scorer.alive:
+        from coldbrew.service.scoring import ScorerGone
+
+        try:
+            return scorer.score(requests, k)
+        except ScorerGone:
+            pass  # logged by the scorer; this process scores from now on
+    return model.recommend(requests, k)

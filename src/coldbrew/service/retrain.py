@@ -239,9 +239,12 @@ class Retrainer:
             _fit_in_subprocess(catalog, snapshot.events, config, active_dir, directory)
             fresh = load_model(directory)
             prepare_model(fresh)  # before the swap: the first requests on it are not slow
+            state.replicate(lambda scorer: scorer.stage(directory, state.store.snapshot(with_events=False).items))
             with state.lock.write():
                 # Items written while training: the store has them all; replay the overlay.
-                state.apply_items(fresh, state.store.snapshot(with_events=False).items)
+                items = state.store.snapshot(with_events=False).items
+                state.apply_items(fresh, items)
+                state.replicate(lambda scorer: scorer.commit(items))
                 state.model = fresh
                 state.model_version = version
                 state.invalidate_items()

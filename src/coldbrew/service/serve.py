@@ -108,6 +108,9 @@ def add_serve_command(sub: argparse._SubParsersAction) -> None:
                    " templates when unset or on any error")
     p.add_argument("--keep-versions", type=_count, default=3, metavar="N",
                    help="retrained model versions kept on disk (default 3; the active one always stays)")
+    p.add_argument("--scoring-process", action=argparse.BooleanOptionalAction, default=None,
+                   help="score recommendation batches in a child process holding a replica of the model,"
+                   " so a second core works beside the one serving HTTP (default: on with 2 or more cores)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                    help="server log level (default info)")
     p.add_argument("--access-log", action="store_true", help="log every request (off by default; see /metrics)")
@@ -144,6 +147,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         max_body_bytes=args.max_body_bytes, max_k=args.max_k, max_batch=args.max_batch,
         history_limit=args.history_limit, keep_versions=args.keep_versions, seed_events=Path(args.events) if args.events else None,
         copy_url=args.copy_url,
+        scoring_process=(os.cpu_count() or 1) >= 2 if args.scoring_process is None else args.scoring_process,
     )
     open_store(settings.db_url).close()  # a bad --db fails here with one line, not a traceback
     say = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731

@@ -37,6 +37,9 @@ class ServiceSettings:
         copy; ``None`` (default): templates only. Any error falls back to the template.
     keep_versions: retrained version directories kept on disk (the oldest are removed after
         a successful retrain; the active one and ``v0``, the model directory, always stay).
+    scoring_process: score recommendation batches in a child process holding a replica of
+        the model (:mod:`coldbrew.service.scoring`), so that a second core works beside the
+        one serving HTTP; ``serve`` turns it on when the machine has two cores or more.
     """
 
     model_dir: Path
@@ -52,6 +55,7 @@ class ServiceSettings:
     seed_events: Path | None = None
     copy_url: str | None = None
     keep_versions: int = 3
+    scoring_process: bool = False
     versions_dir: Path = field(default=Path(""))
 
     def __post_init__(self) -> None:

@@ -107,6 +107,8 @@ class ServiceState:
     catalog_lock: serialises catalog writes (read-merge-store-apply of an item) without
         blocking readers during the store's commit.
     extras: room for other routers' per-app objects (search indexes, ...).
+    scorer: the :class:`~coldbrew.service.scoring.ScoringProcess` replica scoring the
+        batches on another core, or ``None`` (scored in this process).
     """
 
     settings: ServiceSettings
@@ -121,6 +123,7 @@ class ServiceState:
     in_stock: dict[str, bool] = field(default_factory=dict)
     deleted: set[str] = field(default_factory=set)
     extras: dict[str, Any] = field(default_factory=dict)
+    scorer: Any = None
     _view: _ItemView | None = None
 
     # ------------------------------------------------------------------ users
@@ -274,7 +277,24 @@ class ServiceState:
         if changed:
             updated = update_model_items(model, catalog_from_records(changed))
         self.invalidate_items()
+        if self.scorer is not None and model is self.model and (new or changed or latest):
+            self.replicate(lambda scorer: scorer.apply(list(latest.values())))
         return {"added": added, "updated": updated}
+
+    def replicate(self, call: Any) -> None:
+        """Run ``call(scorer)`` on the scoring replica; any failure retires it (this process scores)."""
+        scorer = self.scorer
+        if scorer is None:
+            return
+        try:
+            call(scorer)
+        except Exception as exc:
+            import logging
+
+            logging.getLogger("coldbrew.service").warning(
+                "the scoring process could not follow a change (%s); scoring in the server process", exc)
+            self.scorer = None
+            scorer.close()
 
 
 def prepare_model(model: Any) -> None:
