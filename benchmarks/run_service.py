@@ -15,7 +15,8 @@ service's CPU). Measured, medians where repeated:
   afterwards); events/s = events / wall time;
 * recommendations: ``GET /v1/users/{id}/recommendations?k=20`` for real shoppers of the
   ingested events (uniformly drawn), at 1 and 8 concurrent clients: p50 / p99 latency seen
-  by the client and throughput;
+  by the client and throughput; with the scoring process (``serve``'s default on 2+ cores)
+  and, as the baseline on the same store, scored inside the server process;
 * new item visibility: a new product is posted (``POST /v1/items``) with the text of a
   shopper's favourite product and a category of its own; the time from sending the POST to
   the first answer of that shopper's recommendations for that category (polled back to
@@ -170,8 +171,10 @@ class Service:
             if self.process.poll() is not None:
                 raise SystemExit(f"coldbrew serve exited with {self.process.returncode}; see {log}")
             try:
-                status, _ = asyncio.run(_get(self.port, "/healthz"))
-                if status == 200:
+                status, body = asyncio.run(_get(self.port, "/healthz"))
+                # Ready once the scoring process (when on) has loaded its replica.
+                if status == 200 and json.loads(body).get("scoring_process") != "starting":
+                    self.scoring = json.loads(body).get("scoring_process")
                     return
             except OSError:
                 pass
@@ -180,9 +183,21 @@ class Service:
         raise SystemExit(f"coldbrew serve did not answer /healthz within 300 s; see {log}")
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time the service process has used so far (from /proc)."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User + system CPU time the service process and its children (the scoring process)
+        have used so far (from /proc)."""
+        pids = [self.process.pid]
+        try:
+            pids += [int(p) for p in Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()]
+        except OSError:
+            pass
+        total = 0
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
     def get(self, path: str) -> dict:
         status, body = asyncio.run(_get(self.port, path))
@@ -343,6 +358,7 @@ def _run_once(args: argparse.Namespace, model_dir: Path, log: Path, events, cata
         batches = _event_batches(events, n_events, args.batch)
         out["sqlite"] = ingest(service, batches)
         users = sorted({row["user_id"] for _, _, body in batches for row in body["events"]})
+        out["scoring"] = {"mode": service.scoring}
         recommend_load(service, users, 200, 1, args.k, seed=99)  # warm-up
         for concurrency in args.concurrency:
             out[f"recommend@{concurrency}"] = {
@@ -353,6 +369,17 @@ def _run_once(args: argparse.Namespace, model_dir: Path, log: Path, events, cata
                            "user": user, "anchor": anchor.get("title")}
     finally:
         service.stop()
+    if args.compare_in_process:
+        # The same store and shoppers, scored inside the server process (the baseline).
+        service = Service(model_dir, f"sqlite:///{db}", log, ["--no-scoring-process"])
+        try:
+            recommend_load(service, users, 200, 1, args.k, seed=99)  # warm-up
+            for concurrency in args.concurrency:
+                out[f"inprocess@{concurrency}"] = {
+                    **recommend_load(service, users, args.requests, concurrency, args.k, seed=concurrency),
+                    "users": len(users)}
+        finally:
+            service.stop()
     # PostgreSQL: ingestion only, into a schema of its own that is dropped afterwards.
     if args.postgres:
         problem = _postgres_reachable(args.postgres)
@@ -392,14 +419,19 @@ def _rows(runs: list[dict[str, dict]], args: argparse.Namespace) -> list[tuple[s
                      f"{med(phase, 'events_per_s'):,.0f} events/s [{each(phase, 'events_per_s', ',.0f')}]",
                      f"{runs[0][phase]['events']:,} events per run; batch p50 {med(phase, 'batch_p50_ms'):.0f} ms,"
                      f" p99 {med(phase, 'batch_p99_ms'):.0f} ms; service CPU {med(phase, 'cpu_us_per_event'):.0f} µs/event"))
-    for concurrency in args.concurrency:
-        phase = f"recommend@{concurrency}"
-        rows.append((f"recommendations, k={args.k}, {concurrency} concurrent client{'s' if concurrency > 1 else ''}",
-                     f"p50 {med(phase, 'p50_ms'):.1f} ms [{each(phase, 'p50_ms', '.1f')}],"
-                     f" p99 {med(phase, 'p99_ms'):.1f} ms [{each(phase, 'p99_ms', '.1f')}]",
-                     f"{med(phase, 'req_per_s'):,.0f} requests/s [{each(phase, 'req_per_s', ',.0f')}], {args.requests:,}"
-                     f" requests per run over {runs[0][phase]['users']:,} shoppers; service CPU"
-                     f" {med(phase, 'cpu_ms_per_request'):.1f} ms/request"))
+    modes = [("recommend", f"scoring process {runs[0]['scoring']['mode']}")]
+    if args.compare_in_process:
+        modes.append(("inprocess", "scored in the server process (`--no-scoring-process`)"))
+    for prefix, mode in modes:
+        for concurrency in args.concurrency:
+            phase = f"{prefix}@{concurrency}"
+            rows.append((f"recommendations, k={args.k}, {concurrency} concurrent client{'s' if concurrency > 1 else ''},"
+                         f" {mode}",
+                         f"p50 {med(phase, 'p50_ms'):.1f} ms [{each(phase, 'p50_ms', '.1f')}],"
+                         f" p99 {med(phase, 'p99_ms'):.1f} ms [{each(phase, 'p99_ms', '.1f')}]",
+                         f"{med(phase, 'req_per_s'):,.0f} requests/s [{each(phase, 'req_per_s', ',.0f')}], {args.requests:,}"
+                         f" requests per run over {runs[0][phase]['users']:,} shoppers; service CPU (with the scoring"
+                         f" process) {med(phase, 'cpu_ms_per_request'):.1f} ms/request"))
     item = runs[0]["new_item"]
     ranks = {r["new_item"]["unfiltered_rank"] for r in runs}
     rows.append(("new item: POST /v1/items → first appearance in a shopper's recommendations",
@@ -425,6 +457,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=1000, help="events per POST")
     parser.add_argument("--postgres", default=DEFAULT_PG, help="PostgreSQL URL ('' to skip)")
     parser.add_argument("--trials", type=int, default=15, help="new-item visibility trials")
+    parser.add_argument("--compare-in-process", action=argparse.BooleanOptionalAction, default=True,
+                        help="also measure recommendations scored inside the server process (the baseline)")
     parser.add_argument("--repeats", type=int, default=3, help="whole runs (fresh servers and stores); medians are reported")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "service_uci.md")
     args = parser.parse_args(argv)
@@ -450,7 +484,8 @@ def main(argv: list[str] | None = None) -> int:
     load_end = os.getloadavg()[0]
     command = "python benchmarks/run_service.py " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = [f"Command: `{command.strip()}`", "", f"Machine: {machine}, at the end {load_end:.2f}", "",
-             f"Service: `coldbrew serve --model MODEL --db URL` (one process), model fitted with"
+             f"Service: `coldbrew serve --model MODEL --db URL` (the server process and, by default on 2+ cores, its"
+             f" scoring process), model fitted with"
              f" `coldbrew fit` on the full data ({len(events):,} events, {len(catalog):,} items); client: asyncio,"
              f" keep-alive HTTP/1.1 on loopback, in a second process on the same machine;"
              f" OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}. \"service CPU\" is the user + system"

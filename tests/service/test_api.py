@@ -266,6 +266,7 @@ def test_metrics_and_health(client) -> None:
     assert 'coldbrew_model_info{version="v0"} 1.0' in text
     health = client.get("/healthz").json()
     assert health["status"] == "ok" and health["model_version"] == "v0" and health["items"] == 52
+    assert health["scoring_process"] == "off"  # in-process scoring unless the setting asks for it
 
 
 def test_openapi_lists_the_contract(client) -> None:

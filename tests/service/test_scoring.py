@@ -23,6 +23,7 @@ def _with_scorer(make_client, **settings):
     while state.scorer is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert state.scorer is not None and state.scorer.alive, "the scoring process did not start"
+    assert client.get("/healthz").json()["scoring_process"] == "on"
     return client, state
 
 
@@ -92,6 +93,6 @@ def test_the_server_scores_by_itself_when_the_replica_dies(make_client) -> None:
         time.sleep(0.05)
     for _ in range(3):
         assert _ids(client.get("/v1/users/u002/recommendations", params={"k": 10})) == expected
-    assert not state.scorer.alive
+    assert not state.scorer.alive and client.get("/healthz").json()["scoring_process"] == "off"
     assert client.post("/v1/items", json={"item_id": "late-1", "title": "Oolong tea", "category": "Food > Tea"}).status_code == 201
     assert _ids(client.get("/v1/users/u002/recommendations", params={"k": 5, "category": "Food > Tea"}))

@@ -183,16 +183,19 @@ def _attach_scorer(state: Any, directory: Any) -> None:
         scorer = ScoringProcess(state.settings, directory, state.store.snapshot(with_events=False).items)
     except Exception as exc:
         log.warning("no scoring process (%s); recommendations are scored in the server process", exc)
+        state.extras["scorer_failed"] = True
         return
     with state.lock.write():
         if state.extras.get("closing") or state.model_version != version:
             scorer.close()  # shut down, or a retrain swapped the model meanwhile
+            state.extras["scorer_failed"] = True
             return
         try:
             scorer.apply(state.store.snapshot(with_events=False).items)
         except Exception as exc:
             log.warning("the scoring process could not catch up (%s); scoring in the server process", exc)
             scorer.close()
+            state.extras["scorer_failed"] = True
             return
         state.scorer = scorer
     log.info("scoring process %d serves recommendation batches", scorer.pid)

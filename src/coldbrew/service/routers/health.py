@@ -20,6 +20,10 @@ def healthz(state: State) -> dict[str, Any]:
         "items": len(state.model.item_map_),
         "store": type(state.store).__name__,
         "retraining": retraining is not None,
+        # "starting" until the scoring process has loaded its replica, "off" when disabled or gone
+        "scoring_process": ("on" if state.scorer is not None and state.scorer.alive else
+                            "starting" if state.settings.scoring_process and state.scorer is None
+                            and not state.extras.get("scorer_failed") else "off"),
     }
 
 
