@@ -158,6 +158,7 @@ def _start(settings: ServiceSettings, model: Any, metrics: Any) -> Any:
         with state.lock.write():
             state.apply_items(state.model, snapshot.items)
         prepare_model(state.model)  # encoder loaded, scoring caches built: no slow first request
+        _freeze_heap()
         state.retrainer = Retrainer(state, registry)
         state.batcher = RecommendBatcher(state, pipelined=settings.scoring_process)
         metrics.set_model(version, len(state.model.item_map_))
@@ -199,3 +200,12 @@ def _attach_scorer(state: Any, directory: Any) -> None:
             return
         state.scorer = scorer
     log.info("scoring process %d serves recommendation batches", scorer.pid)
+
+
+def _freeze_heap() -> None:
+    """Move everything loaded so far (the model's object arrays, the encoder) out of the
+    garbage collector's reach: its full collections then scan only what requests allocate."""
+    import gc
+
+    gc.collect()
+    gc.freeze()

@@ -193,6 +193,10 @@ def _child_main(conn: Any, settings: Any, model_dir: str, records: list) -> None
     except BaseException as exc:  # reported to the parent, which serves without us
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))
         return
+    import gc
+
+    gc.collect()
+    gc.freeze()  # the replica is long-lived: keep it out of the collector's full scans
     conn.send(("ready", None))
     send_lock = threading.Lock()
     staged: dict[str, Any] = {}
