@@ -84,15 +84,31 @@ def test_a_retrain_swaps_the_replica_with_the_server_model(make_client, demo_eve
     assert state.scorer.alive and state.scorer.batches >= before + 2
 
 
-def test_the_server_scores_by_itself_when_the_replica_dies(make_client) -> None:
+def test_the_server_scores_by_itself_when_the_replica_dies_then_starts_a_new_one(make_client, monkeypatch) -> None:
+    import coldbrew.service.app as app_module
+
     client, state = _with_scorer(make_client)
     expected = _in_process(state, "u002", 10)
-    os.kill(state.scorer.pid, signal.SIGKILL)
+    first = state.scorer.pid
+    os.kill(first, signal.SIGKILL)
     deadline = time.monotonic() + 30
     while state.scorer.alive and time.monotonic() < deadline:
         time.sleep(0.05)
-    for _ in range(3):
+    for _ in range(3):  # within RESTART_AFTER_S of the start: the server scores by itself
         assert _ids(client.get("/v1/users/u002/recommendations", params={"k": 10})) == expected
     assert not state.scorer.alive and client.get("/healthz").json()["scoring_process"] == "off"
     assert client.post("/v1/items", json={"item_id": "late-1", "title": "Oolong tea", "category": "Food > Tea"}).status_code == 201
     assert _ids(client.get("/v1/users/u002/recommendations", params={"k": 5, "category": "Food > Tea"}))
+    # Once the back-off has passed, the next batch starts a new replica (with the new product).
+    monkeypatch.setattr(app_module, "RESTART_AFTER_S", 0.0)
+    client.get("/v1/users/u002/recommendations", params={"k": 10})
+    deadline = time.monotonic() + 180
+    while not (state.scorer is not None and state.scorer.alive) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert state.scorer.alive and state.scorer.pid != first
+    assert client.get("/healthz").json()["scoring_process"] == "on"
+    before = state.scorer.batches
+    assert _ids(client.get("/v1/users/u002/recommendations", params={"k": 10})) == _in_process(state, "u002", 10)
+    assert _ids(client.get("/v1/users/u002/recommendations", params={"k": 5, "category": "Oolong"})) == []
+    assert "late-1" in _ids(client.get("/v1/users/u002/recommendations", params={"k": 50, "category": "Food > Tea"}))
+    assert state.scorer.batches >= before + 2  # the empty "Oolong" shelf needs no scoring

@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -163,16 +164,45 @@ def _start(settings: ServiceSettings, model: Any, metrics: Any) -> Any:
         state.batcher = RecommendBatcher(state, pipelined=settings.scoring_process)
         metrics.set_model(version, len(state.model.item_map_))
         if settings.scoring_process and loaded:
-            threading.Thread(target=_attach_scorer, args=(state, registry.directory(version)),
-                             name="coldbrew-scorer-start", daemon=True).start()
+            state.extras["restart_scorer"] = lambda: _supervise_scorer(state, registry)
+            _supervise_scorer(state, registry)
     except BaseException:
         store.close()
         raise
     return state
 
 
-def _attach_scorer(state: Any, directory: Any) -> None:
-    """Start the scoring process (in the background: the server answers meanwhile) and use it.
+# A scoring process that died is started again at most this often (seconds).
+RESTART_AFTER_S = 30.0
+
+
+def _supervise_scorer(state: Any, registry: Any) -> None:
+    """Start the scoring process in the background, or start it again after it died.
+
+    Called at start-up and whenever a batch finds no live scoring process; attempts are at
+    least ``RESTART_AFTER_S`` apart, one at a time. Until one is up, the server scores.
+    """
+    guard = state.extras.setdefault("scorer_guard", threading.Lock())
+    with guard:
+        if state.extras.get("closing") or state.extras.get("scorer_starting"):
+            return
+        last = state.extras.get("scorer_started_at")
+        if last is not None and time.monotonic() - last < RESTART_AFTER_S:
+            return
+        state.extras["scorer_starting"] = True
+        state.extras["scorer_started_at"] = time.monotonic()
+
+    def run() -> None:
+        try:
+            _attach_scorer(state, registry)
+        finally:
+            state.extras["scorer_starting"] = False
+
+    threading.Thread(target=run, name="coldbrew-scorer-start", daemon=True).start()
+
+
+def _attach_scorer(state: Any, registry: Any) -> None:
+    """Start a scoring process for the active version and use it.
 
     The replica starts from the active version and the store's item overlay; changes made
     while it was starting are replayed under the write lock before it takes any batch.
@@ -181,24 +211,25 @@ def _attach_scorer(state: Any, directory: Any) -> None:
 
     version = state.model_version
     try:
-        scorer = ScoringProcess(state.settings, directory, state.store.snapshot(with_events=False).items)
+        scorer = ScoringProcess(state.settings, registry.directory(version),
+                                state.store.snapshot(with_events=False).items)
     except Exception as exc:
         log.warning("no scoring process (%s); recommendations are scored in the server process", exc)
-        state.extras["scorer_failed"] = True
         return
     with state.lock.write():
         if state.extras.get("closing") or state.model_version != version:
-            scorer.close()  # shut down, or a retrain swapped the model meanwhile
-            state.extras["scorer_failed"] = True
+            scorer.close()  # shut down, or a retrain swapped the model meanwhile (the next batch retries)
+            state.extras["scorer_started_at"] = None
             return
         try:
             scorer.apply(state.store.snapshot(with_events=False).items)
         except Exception as exc:
             log.warning("the scoring process could not catch up (%s); scoring in the server process", exc)
             scorer.close()
-            state.extras["scorer_failed"] = True
             return
-        state.scorer = scorer
+        previous, state.scorer = state.scorer, scorer
+    if previous is not None:
+        previous.close()
     log.info("scoring process %d serves recommendation batches", scorer.pid)
 
 

@@ -226,5 +226,8 @@ def _score(state: Any, model: Any, requests: list[Request], k: int) -> list[Any]
         try:
             return scorer.score(requests, k)
         except ScorerGone:
-            pass  # logged by the scorer; this process scores from now on
+            pass  # logged by the scorer; this process scores until a new one is up
+    restart = getattr(state, "extras", {}).get("restart_scorer")
+    if restart is not None:
+        restart()  # rate-limited and in the background
     return model.recommend(requests, k)

@@ -22,8 +22,7 @@ def healthz(state: State) -> dict[str, Any]:
         "retraining": retraining is not None,
         # "starting" until the scoring process has loaded its replica, "off" when disabled or gone
         "scoring_process": ("on" if state.scorer is not None and state.scorer.alive else
-                            "starting" if state.settings.scoring_process and state.scorer is None
-                            and not state.extras.get("scorer_failed") else "off"),
+                            "starting" if state.extras.get("scorer_starting") else "off"),
     }
 
 
