@@ -71,7 +71,7 @@ def fold_in(sources: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
     rows.data = np.maximum(rows.data, 0.0)
     degree = np.asarray(rows.sum(axis=1)).ravel()
     scale = np.divide(1.0, np.sqrt(degree), out=np.zeros_like(degree), where=degree > 0)
-    return np.asarray(sp.diags(scale) @ (rows @ sources), dtype=np.float32)
+    return np.asarray(rows @ sources, dtype=np.float32) * scale.astype(np.float32)[:, None]
 
 
 @dataclass

@@ -177,7 +177,10 @@ class RerankStage:
         z = np.empty((len(rows), len(SOURCES)), dtype=np.float32)
         for s, name in enumerate(SOURCES):
             z[:, s] = batch.standardised(name, sources[name])[rows, items]
-        text = np.einsum("pd,pd->p", batch.text_vectors[rows], model.text_vectors_[items])
+        if batch.has_text.any():
+            text = np.einsum("pd,pd->p", batch.text_vectors[rows], model.text_vectors_[items])
+        else:  # no request has words: every cosine is 0 (as the product of zero vectors)
+            text = np.zeros(len(rows), dtype=np.float32)
         return pair_features(rows, items, total[rows, items], z, text,
                              self.user_table(model, requests, batch), self.item_table(model))
 
