@@ -1,7 +1,7 @@
 """Micro-batching: concurrent recommendation requests share one batched model call.
 
 The pipeline is batch-first: scoring 8 users at once costs about a third of 8 single calls
-(one matrix product instead of eight). Requests are queued to one worker thread that runs
+(one matrix product instead of eight). Requests are queued to a worker thread that runs
 everything queued so far as one batch. Nothing waits on a timer: an idle server answers a
 lone request at once, and under load the batches grow by themselves while the previous one
 is being scored.
@@ -14,8 +14,11 @@ Two ways in:
   thread-pool thread is held per waiting request;
 * :meth:`RecommendBatcher.recommend` (blocking, for threads).
 
-One worker, because the model call is CPU-bound under the GIL: a second concurrent batch
-was measured slower (``benchmarks/RESULTS.md``, service section).
+One batch is scored at a time, because the model call is CPU-bound under the GIL: two
+concurrent batches were measured slower, in this process and sent to the scoring process
+alike (``benchmarks/RESULTS.md``, service section). With the scoring process
+(``pipelined=True``) a second worker prepares the next batch (store reads) while the current
+one is scored in the child.
 """
 
 from __future__ import annotations

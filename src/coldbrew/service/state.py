@@ -277,7 +277,7 @@ class ServiceState:
         if changed:
             updated = update_model_items(model, catalog_from_records(changed))
         self.invalidate_items()
-        if self.scorer is not None and model is self.model and (new or changed or latest):
+        if self.scorer is not None and model is self.model and latest:  # the replica follows every record
             self.replicate(lambda scorer: scorer.apply(list(latest.values())))
         return {"added": added, "updated": updated}
 
