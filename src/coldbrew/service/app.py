@@ -140,7 +140,7 @@ def _add_offline_docs(app: Any, assets: Any) -> None:
 def _start(settings: ServiceSettings, model: Any, metrics: Any) -> Any:
     from coldbrew.service.batching import RecommendBatcher
     from coldbrew.service.retrain import Retrainer, VersionRegistry, load_active_model
-    from coldbrew.service.state import ServiceState, prepare_model
+    from coldbrew.service.state import ServiceState, freeze_heap, prepare_model
     from coldbrew.storage.event_store import open_store
 
     registry = VersionRegistry(settings.model_dir, settings.versions_dir)
@@ -159,7 +159,7 @@ def _start(settings: ServiceSettings, model: Any, metrics: Any) -> Any:
         with state.lock.write():
             state.apply_items(state.model, snapshot.items)
         prepare_model(state.model)  # encoder loaded, scoring caches built: no slow first request
-        _freeze_heap()
+        freeze_heap()
         state.retrainer = Retrainer(state, registry)
         state.batcher = RecommendBatcher(state, pipelined=settings.scoring_process)
         metrics.set_model(version, len(state.model.item_map_))
@@ -231,12 +231,3 @@ def _attach_scorer(state: Any, registry: Any) -> None:
     if previous is not None:
         previous.close()
     log.info("scoring process %d serves recommendation batches", scorer.pid)
-
-
-def _freeze_heap() -> None:
-    """Move everything loaded so far (the model's object arrays, the encoder) out of the
-    garbage collector's reach: its full collections then scan only what requests allocate."""
-    import gc
-
-    gc.collect()
-    gc.freeze()

@@ -193,10 +193,9 @@ def _child_main(conn: Any, settings: Any, model_dir: str, records: list) -> None
     except BaseException as exc:  # reported to the parent, which serves without us
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))
         return
-    import gc
+    from coldbrew.service.state import freeze_heap
 
-    gc.collect()
-    gc.freeze()  # the replica is long-lived: keep it out of the collector's full scans
+    freeze_heap()  # the replica is long-lived: keep it out of the collector's full scans
     conn.send(("ready", None))
     send_lock = threading.Lock()
     staged: dict[str, Any] = {}

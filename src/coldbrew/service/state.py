@@ -32,6 +32,8 @@ __all__ = [
     "catalog_from_records",
     "item_record_of",
     "update_model_items",
+    "prepare_model",
+    "freeze_heap",
 ]
 
 
@@ -309,6 +311,16 @@ def prepare_model(model: Any) -> None:
         return
     first = model.item_map_.ids([0])[0]
     model.recommend([Request("warm-up", "", history=(HistoryEvent(first, int(model.now_), "view"),))], 1)
+
+
+def freeze_heap() -> None:
+    """Move everything loaded so far (the model's object arrays, the encoder) out of the
+    garbage collector's reach: its full collections then scan only what requests allocate.
+    Call once a long-lived model is loaded (the server, the scoring process)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def update_model_items(model: Any, catalog: Any) -> int:
