@@ -416,28 +416,30 @@ class Recommender:
             if req.exclude and dense:
                 ex = self.item_map_.lookup(req.exclude)
                 allowed[r, ex[ex >= 0]] = False
-            if req.history:
-                idx = self.item_map_.lookup([h.item_id for h in req.history])
-                if dense:
-                    allowed[r, idx[idx >= 0]] = False
+            history = req.history
+            if history:
+                idx = self.item_map_.lookup([h.item_id for h in history])
                 ok = idx >= 0
-                now[r] = max(self.now_, max(h.timestamp for h in req.history))
-                for h, i, good in zip(req.history, idx, ok):
-                    if good:
-                        rows.append(r)
-                        cols.append(i)
-                        evs.append(h.event)
-                        vals.append(np.nan if h.value is None else h.value)
-                        tss.append(h.timestamp)
-        rows_a = np.asarray(rows, dtype=np.int64)
+                if dense:
+                    allowed[r, idx[ok]] = False
+                ts = np.fromiter((h.timestamp for h in history), dtype=np.int64, count=len(history))
+                now[r] = max(self.now_, int(ts.max()))
+                if ok.any():
+                    rows.append(np.full(int(ok.sum()), r, dtype=np.int64))
+                    cols.append(idx[ok])
+                    evs.append(np.array([h.event for h in history], dtype=object)[ok])
+                    vals.append(np.fromiter((np.nan if h.value is None else h.value for h in history),
+                                            dtype=np.float64, count=len(history))[ok])
+                    tss.append(ts[ok])
+        rows_a = np.concatenate(rows) if rows else np.zeros(0, np.int64)
         if len(rows_a):
             # Each request decays its own history from its own "now".
-            ts = np.asarray(tss, dtype=np.int64)
-            shifted = ts + (self.now_ - now[rows_a])
-            strengths = event_strengths(np.asarray(evs, dtype=object), np.asarray(vals, dtype=np.float64), shifted, self.config.weighting, self.now_)
+            shifted = np.concatenate(tss) + (self.now_ - now[rows_a])
+            strengths = event_strengths(np.concatenate(evs), np.concatenate(vals), shifted, self.config.weighting, self.now_)
         else:
             strengths = np.zeros(0, np.float32)
-        matrix = interaction_matrix(rows_a, np.asarray(cols, dtype=np.int64), strengths, (n, n_items))
+        cols_a = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+        matrix = interaction_matrix(rows_a, cols_a, strengths, (n, n_items))
         n_history = np.diff(matrix.indptr)
         texts = [req.text for req in requests]
         has_text = np.array([bool(t and t.strip()) for t in texts], dtype=bool)
@@ -459,9 +461,9 @@ class Recommender:
     def _sources(self, batch: _Batch) -> dict[str, np.ndarray]:
         """Raw source scores, each (n, n_items) float32."""
         user_factors, damped, profile = self._profiles(batch)
-        cf = user_factors @ self.item_factors_.T
+        cf = _item_scores(user_factors, self.item_factors_)
         cooc = np.asarray((damped @ self.cooccurrence_).todense(), dtype=np.float32)
-        content = profile @ self.text_vectors_.T
+        content = _item_scores(profile, self.text_vectors_)
         pop = np.broadcast_to(self.popularity_, cf.shape)
         return {"content": content, "cooccurrence": cooc, "cf": cf, "popularity": pop}
 
@@ -786,6 +788,15 @@ def _score_scales(als: ALSModel, graph) -> np.ndarray:
         std = float(np.std(u[users] @ v.T))
         out.append(1.0 / std if std > 1e-12 else 1.0)
     return np.asarray(out, dtype=np.float32)
+
+
+def _item_scores(queries: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """``queries @ items.T`` (n, n_items), C-ordered, computed as ``(items @ queries.T).T``.
+
+    The same products; OpenBLAS picks a much slower kernel for a few query rows against a
+    transposed item matrix (4 x 512 against 4,635 x 512: 1.46 ms, against 0.63 ms this way).
+    """
+    return np.ascontiguousarray((items @ queries.T).T)
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
