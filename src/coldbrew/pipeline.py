@@ -56,14 +56,18 @@ class _Batch:
     text_vectors: np.ndarray  # (n, d) request text (zeros when none)
     has_text: np.ndarray  # (n,) bool
     allowed: np.ndarray  # (n, n_items) bool
+    last_seen: np.ndarray  # (n,) int64 newest history timestamp (any item), -1 without history
     # source name -> (its raw scores, their z-scores): the blend and the ranker share them
     _z: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    _count: np.ndarray | None = field(default=None, repr=False)
 
     def standardised(self, name: str, scores: np.ndarray) -> np.ndarray:
         """``_standardise(scores, allowed)``, computed once per source array of this batch."""
         cached = self._z.get(name)
         if cached is None or cached[0] is not scores:
-            cached = self._z[name] = (scores, _standardise(scores, self.allowed))
+            if self._count is None:
+                self._count = _allowed_count(self.allowed)
+            cached = self._z[name] = (scores, _standardise(scores, self.allowed, self._count))
         return cached[1]
 
 
@@ -408,6 +412,7 @@ class Recommender:
         rows, cols, evs, vals, tss = [], [], [], [], []
         allowed = np.ones((n, n_items) if dense else (n, 0), dtype=bool)
         now = np.full(n, self.now_, dtype=np.int64)
+        last_seen = np.full(n, -1, dtype=np.int64)
         for r, req in enumerate(requests):
             if req.candidates is not None and dense:
                 allowed[r] = False
@@ -423,7 +428,8 @@ class Recommender:
                 if dense:
                     allowed[r, idx[ok]] = False
                 ts = np.fromiter((h.timestamp for h in history), dtype=np.int64, count=len(history))
-                now[r] = max(self.now_, int(ts.max()))
+                last_seen[r] = ts.max()
+                now[r] = max(self.now_, int(last_seen[r]))
                 if ok.any():
                     rows.append(np.full(int(ok.sum()), r, dtype=np.int64))
                     cols.append(idx[ok])
@@ -446,7 +452,7 @@ class Recommender:
         text_vectors = np.zeros((n, self.text_vectors_.shape[1]), dtype=np.float32)
         if has_text.any():
             text_vectors[has_text] = self._adapt(self.encode([t for t in texts if t and t.strip()]))
-        return _Batch(matrix, n_history, text_vectors, has_text, allowed)
+        return _Batch(matrix, n_history, text_vectors, has_text, allowed, last_seen)
 
     def _profiles(self, batch: _Batch) -> tuple[np.ndarray, sp.csr_matrix, np.ndarray]:
         """User CF factors (n, f), damped history (n, n_items) CSR, text profiles (n, d)."""
@@ -659,7 +665,7 @@ class Recommender:
         if len(hist):
             needed = set(sources)
             if "cooccurrence" in needed:
-                anchors["cooccurrence"] = hist[np.argmax(self.cooccurrence_[hist].toarray()[:, items], axis=0)]
+                anchors["cooccurrence"] = hist[np.argmax(self.cooccurrence_[hist][:, items].toarray(), axis=0)]
             if "cf" in needed:
                 anchors["cf"] = hist[np.argmax(self.item_factors_[hist] @ self.item_factors_[items].T, axis=0)]
             if "content" in needed:
@@ -804,9 +810,18 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
 
 
-def _standardise(scores: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-    """Z-score each row over its allowed items; constant rows become 0."""
-    count = np.maximum(allowed.sum(axis=1, keepdims=True), 1)
+def _allowed_count(allowed: np.ndarray) -> np.ndarray:
+    """(n, 1) allowed items per row, at least 1: the denominator of :func:`_standardise`."""
+    return np.maximum(allowed.sum(axis=1, keepdims=True), 1)
+
+
+def _standardise(scores: np.ndarray, allowed: np.ndarray, count: np.ndarray | None = None) -> np.ndarray:
+    """Z-score each row over its allowed items; constant rows become 0.
+
+    ``count``: :func:`_allowed_count` of ``allowed`` when the caller already has it.
+    """
+    if count is None:
+        count = _allowed_count(allowed)
     masked = np.where(allowed, scores, np.float32(0.0))
     mean = masked.sum(axis=1, keepdims=True, dtype=np.float64) / count
     centred = np.where(allowed, scores - mean.astype(np.float32), np.float32(0.0))

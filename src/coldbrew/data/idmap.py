@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 
 import numpy as np
@@ -41,8 +42,13 @@ class IdMap:
 
     def lookup(self, ids: Iterable[str], missing: int = -1) -> np.ndarray:
         """Indices of the given IDs; unknown IDs get ``missing``."""
+        ids = ids if isinstance(ids, (list, tuple, np.ndarray)) else list(ids)
         get = self._index.get
-        return np.fromiter((get(str(r), missing) for r in ids), dtype=np.int64)
+        out = np.fromiter(map(get, ids, itertools.repeat(missing)), dtype=np.int64, count=len(ids))
+        for j in np.flatnonzero(out == missing):  # an ID given as a non-string (e.g. int) is looked up by str
+            if not isinstance(ids[j], str):
+                out[j] = get(str(ids[j]), missing)
+        return out
 
     def index(self, raw_id: str) -> int:
         """Index of one ID; raises ``UnknownIdError`` naming it when unknown."""

@@ -28,8 +28,11 @@ def event_strengths(
     n = len(event_types)
     if n == 0:
         return np.zeros(0, dtype=np.float32)
-    kinds, inverse = np.unique(np.asarray(event_types, dtype=object).astype(str), return_inverse=True)
-    weights = np.array([config.weight_of(k) for k in kinds], dtype=np.float64)[inverse]
+    types = np.asarray(event_types, dtype=object)
+    weight_of: dict = {}
+    for kind in set(types.tolist()):
+        weight_of[kind] = config.weight_of(str(kind))
+    weights = np.fromiter(map(weight_of.__getitem__, types.tolist()), dtype=np.float64, count=n)
     is_rating = np.asarray(event_types == "rating")
     if is_rating.any():
         span = max(config.rating_max - config.rating_neutral, 1e-9)

@@ -20,7 +20,7 @@ _SMALL_BATCH = 32
 
 def confidence(strengths: sp.csr_matrix, alpha: float) -> sp.csr_matrix:
     """ALS confidence ``alpha * log1p(strength)`` (log damps wholesale-size repeats)."""
-    out = strengths.copy().astype(np.float32)
+    out = strengths.astype(np.float32, copy=True)
     out.data = (alpha * np.log1p(out.data)).astype(np.float32)
     return out
 
@@ -80,7 +80,7 @@ class ALSModel:
             raise NotFittedError("ALSModel.fold_in called before fit")
         y = self.item_factors_
         n_items, f = y.shape
-        rows = confidences.tocsr().astype(np.float64)
+        rows = confidences.tocsr()
         if rows.shape[1] != n_items:
             raise ValueError(f"fold_in: expected {n_items} columns, got {rows.shape[1]}")
         out = np.zeros((rows.shape[0], f), dtype=np.float32)
@@ -96,7 +96,7 @@ class ALSModel:
                 self._yy = np.einsum("if,ig->ifg", y64, y64).reshape(n_items, f * f)
             for start in range(0, len(nonempty), 1024):
                 sel = nonempty[start : start + 1024]
-                c = rows[sel]
+                c = rows[sel].astype(np.float64)
                 cm1 = c.copy()
                 cm1.data = cm1.data - 1.0
                 a = base[None, :, :] + np.asarray(cm1 @ self._yy).reshape(len(sel), f, f)
@@ -107,7 +107,7 @@ class ALSModel:
             b = np.empty((len(nonempty), f))
             for j, r in enumerate(nonempty):
                 lo, hi = rows.indptr[r], rows.indptr[r + 1]
-                idx, c = rows.indices[lo:hi], rows.data[lo:hi]
+                idx, c = rows.indices[lo:hi], rows.data[lo:hi].astype(np.float64)
                 yi = y64[idx]
                 a[j] = base + (yi.T * (c - 1.0)) @ yi
                 b[j] = yi.T @ c

@@ -36,7 +36,7 @@ _K_EVAL = 20
 
 def edge_weights(interactions: sp.csr_matrix, weighted: bool) -> sp.csr_matrix:
     """Graph edges from interaction strengths: 1 per stored value > 0, or ``log1p(strength)``."""
-    r = sp.csr_matrix(interactions, dtype=np.float32, copy=True)
+    r = sp.csr_matrix(interactions).astype(np.float32, copy=True)
     r.data = np.where(r.data > 0, np.log1p(np.maximum(r.data, 0.0)) if weighted else 1.0, 0.0).astype(np.float32)
     r.eliminate_zeros()
     return r

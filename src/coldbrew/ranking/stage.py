@@ -159,7 +159,7 @@ class RerankStage:
     def user_table(self, model: Recommender, requests: Sequence[Request], batch) -> UserTable:
         """Per-request feature inputs of one batch (see ``Recommender._batch``)."""
         items = self.item_table(model)
-        last = np.array([max((h.timestamp for h in r.history), default=-1) for r in requests], dtype=np.int64)
+        last = batch.last_seen
         now = np.maximum(model.now_, last)
         return UserTable(
             n_history=batch.n_history.astype(np.float32),
