@@ -131,4 +131,4 @@ def test_one_failing_request_does_not_fail_its_batch(model) -> None:
     jobs = [_Job(job_bad, 5), _Job(job_ok, 5)]
     batcher._execute(jobs)
     assert isinstance(jobs[0].error, ValueError) and jobs[0].done
-    assert jobs[1].error is None and len(jobs[1].result) == 5
+    assert jobs[1].error is None and len(jobs[1].result.items) == 5

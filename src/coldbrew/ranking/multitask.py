@@ -82,17 +82,20 @@ class MultiTaskRanker:
         }
 
     @staticmethod
-    def _forward(p: dict[str, np.ndarray], x: np.ndarray) -> dict[str, np.ndarray]:
+    def _forward(p: dict[str, np.ndarray], x: np.ndarray, category: bool = True) -> dict[str, np.ndarray]:
+        """Hidden layers and head outputs; ``category=False`` skips the category head (scoring)."""
         a1 = x @ p["w1"] + p["b1"]
         h1 = np.maximum(a1, 0.0)
         a2 = h1 @ p["w2"] + p["b2"]
         h2 = np.maximum(a2, 0.0)
-        return {
+        out = {
             "h1": h1, "h2": h2,
             "click": h2 @ p["w_click"] + p["b_click"][0] + x @ p["w_skip"],
             "purchase": h2 @ p["w_purchase"] + p["b_purchase"][0],
-            "category": h2 @ p["w_category"] + p["b_category"],
         }
+        if category:
+            out["category"] = h2 @ p["w_category"] + p["b_category"]
+        return out
 
     def _loss_and_grads(self, p: dict[str, np.ndarray], x: np.ndarray, mask: np.ndarray,
                         y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
@@ -240,7 +243,7 @@ class MultiTaskRanker:
     def score(self, features: np.ndarray) -> np.ndarray:
         """Rank scores float32 (n_pairs,): click logit + ``purchase_blend`` x purchase logit."""
         x = self._inputs(features)
-        out = self._forward(self.params_, x)
+        out = self._forward(self.params_, x, category=False)
         score = out["click"]
         if self.config.purchase_blend:
             score = score + self.config.purchase_blend * out["purchase"]

@@ -77,9 +77,7 @@ class RecommendBatcher:
         job = _Job(request, k, notify=finished.set)
         self._enqueue(job)
         finished.wait()
-        if job.error is not None:
-            raise job.error
-        return job.result, job.version
+        return self._answer(job)
 
     async def submit(self, prepare: Callable[[], Request | None], k: int) -> tuple[list[dict[str, Any]], str]:
         """Like :meth:`recommend`, awaited; ``prepare()`` builds the request in the worker.
@@ -98,9 +96,16 @@ class RecommendBatcher:
         job.notify = lambda: loop.call_soon_threadsafe(settle)
         self._enqueue(job)
         await future
+        return self._answer(job)
+
+    def _answer(self, job: _Job) -> tuple[list[dict[str, Any]], str]:
+        """The job's ItemOut dicts, built in the caller's thread: the scoring worker goes
+        straight on to the next batch instead."""
         if job.error is not None:
             raise job.error
-        return job.result, job.version
+        if job.model is None:  # answered without the model (nothing can match)
+            return job.result, job.version
+        return self.state.item_outs(job.model, job.result), job.version
 
     def close(self) -> None:
         """Stop the workers after the queued requests are answered."""
@@ -207,7 +212,7 @@ class RecommendBatcher:
                         rec = recs[j] if recs is not None else model.recommend([job.request], job.k)[0]
                         if len(rec.items) > job.k:
                             rec.items[job.k:], rec.scores[job.k:], rec.reasons[job.k:] = [], [], []
-                        job.result, job.version = state.item_outs(model, rec), version
+                        job.result, job.version, job.model = rec, version, model
                     except Exception as exc:  # reported to the request's own thread
                         job.error = exc
         except BaseException as exc:
