@@ -130,10 +130,11 @@ class RecommendBatcher:
                     worker.start()
             self._cond.notify_all()
 
-    def _take(self, queue: str) -> list[_Job] | None:
-        """Wait for jobs in ``self._pending`` or ``self._ready``; None once closed and drained."""
+    def _take(self, queue: str, block: bool = True) -> list[_Job] | None:
+        """Wait for jobs in ``self._pending`` or ``self._ready``; None once closed and drained
+        (or, with ``block=False``, when there are none now)."""
         with self._cond:
-            while not getattr(self, queue) and not self._drained():
+            while block and not getattr(self, queue) and not self._drained():
                 self._cond.wait()
             jobs = getattr(self, queue)
             if not jobs:
@@ -148,17 +149,16 @@ class RecommendBatcher:
         return self._closed and not self._pending and not self._ready and not self._preparing
 
     def _run(self, role: str) -> None:
+        if role == "score":
+            return self._score_loop()
         while True:
-            batch = self._take("_ready" if role == "score" else "_pending")
+            batch = self._take("_pending")
             if batch is None:
                 with self._cond:
                     self._cond.notify_all()  # let the other role see the end too
                 return
             finished = batch
             try:
-                if role == "score":
-                    self._execute(batch)
-                    continue
                 ready = self._prepare(batch)
                 if role == "prepare":
                     finished = [job for job in batch if job.done]
@@ -169,14 +169,66 @@ class RecommendBatcher:
                 elif ready:
                     self._execute(ready)
             except BaseException as exc:  # never leave a caller waiting
-                for job in finished:
-                    if job.result is None and job.error is None:
-                        job.error = exc
+                _fail(finished, exc)
             finally:
-                for job in finished:
-                    job.done = True
-                    if job.notify is not None:
-                        job.notify()
+                _finish(finished)
+
+    def _score_loop(self) -> None:
+        """The scoring worker beside a preparing one (``pipelined``).
+
+        The scoring process is sent the next batch as soon as it answers the previous one, and
+        only then are the previous batch's callers woken: they would otherwise take the GIL
+        (HTTP responses) while the child waits for work.
+        """
+        inflight: tuple[list[_Job], Any] | None = None
+        while True:
+            if inflight is None:
+                batch = self._take("_ready")
+                if batch is None:
+                    with self._cond:
+                        self._cond.notify_all()
+                    return
+                inflight = self._dispatch(batch)
+                continue
+            batch, sent = inflight
+            try:
+                answers = _wait(sent)
+            except BaseException as exc:  # handed to _execute, which falls back
+                answers = exc
+            following = self._take("_ready", block=False)
+            inflight = self._dispatch(following) if following else None
+            try:
+                self._execute(batch, answers, sent)
+            except BaseException as exc:
+                _fail(batch, exc)
+            finally:
+                _finish(batch)
+
+    def _dispatch(self, batch: list[_Job]) -> tuple[list[_Job], Any] | None:
+        """Send ``batch`` to the scoring process; when none runs, score and answer it here
+        (returns None then)."""
+        state = self.state
+        scorer = getattr(state, "scorer", None)
+        if scorer is not None and scorer.alive:
+            from coldbrew.service.scoring import ScorerGone
+
+            with state.lock.read():  # the model version and the replica's next call agree
+                model, version = state.model, state.model_version
+                try:
+                    slot = scorer.send_score([job.request for job in batch], max(job.k for job in batch))
+                except ScorerGone:
+                    slot = None
+            if slot is not None:
+                if state.metrics is not None:
+                    state.metrics.batch_size.observe(len(batch))
+                return batch, (scorer, slot, model, version)
+        try:
+            self._execute(batch)
+        except BaseException as exc:
+            _fail(batch, exc)
+        finally:
+            _finish(batch)
+        return None
 
     def _prepare(self, batch: list[_Job]) -> list[_Job]:
         """Run each job's ``prepare``; returns the jobs to score (the others are done)."""
@@ -194,19 +246,33 @@ class RecommendBatcher:
             ready.append(job)
         return ready
 
-    def _execute(self, batch: list[_Job]) -> None:
+    def _execute(self, batch: list[_Job], answers: Any = None, sent: Any = None) -> None:
+        """Score ``batch`` and set each job's result (or error).
+
+        ``answers`` / ``sent``: what the scoring process answered to the batch sent as
+        ``sent`` (:meth:`_dispatch`); scored here when it is gone.
+        """
         state = self.state
-        if state.metrics is not None:
+        if sent is None and state.metrics is not None:
             state.metrics.batch_size.observe(len(batch))
+        if sent is not None and not isinstance(answers, list):
+            from coldbrew.service.scoring import ScorerGone
+
+            if isinstance(answers, ScorerGone):  # the child died with the batch: score it here
+                return self._execute(batch)
         try:
             with state.lock.read():
-                model, version = state.model, state.model_version
-                k = max(job.k for job in batch)
-                try:
-                    recs = _score(state, model, [job.request for job in batch], k)
-                except Exception:
-                    # One bad request must not fail the others: answer each on its own.
-                    recs = None
+                if sent is not None:
+                    model, version = sent[2], sent[3]
+                    recs = answers if isinstance(answers, list) else None  # an error: one by one
+                else:
+                    model, version = state.model, state.model_version
+                    k = max(job.k for job in batch)
+                    try:
+                        recs = _score(state, model, [job.request for job in batch], k)
+                    except Exception:
+                        # One bad request must not fail the others: answer each on its own.
+                        recs = None
                 for j, job in enumerate(batch):
                     try:
                         rec = recs[j] if recs is not None else model.recommend([job.request], job.k)[0]
@@ -223,6 +289,25 @@ class RecommendBatcher:
         finally:
             for job in batch:
                 job.done = True
+
+
+def _fail(jobs: list[_Job], error: BaseException) -> None:
+    """Never leave a caller waiting: ``error`` for every job without an answer."""
+    for job in jobs:
+        if job.result is None and job.error is None:
+            job.error = error
+
+
+def _finish(jobs: list[_Job]) -> None:
+    for job in jobs:
+        job.done = True
+        if job.notify is not None:
+            job.notify()
+
+
+def _wait(sent: Any) -> list[Any]:
+    scorer, slot = sent[0], sent[1]
+    return scorer.wait(slot)
 
 
 def _score(state: Any, model: Any, requests: list[Request], k: int) -> list[Any]:

@@ -87,14 +87,22 @@ class ScoringProcess:
 
     @property
     def alive(self) -> bool:
-        return self._alive and self._process.is_alive()
+        """False once the child is known to be gone (its pipe closed, or a send failed).
+
+        No system call: the reader thread sees the pipe close as soon as the child dies.
+        """
+        return self._alive
 
     # ------------------------------------------------------------------ calls
     def score(self, requests: Sequence[Any], k: int) -> list[Any]:
         """``model.recommend(requests, k)`` on the replica."""
-        out = self._call("score", (list(requests), k))
+        return self.wait(self.send_score(requests, k))
+
+    def send_score(self, requests: Sequence[Any], k: int) -> list:
+        """Send a batch to score and return at once; :meth:`wait` on the result for its answer."""
+        slot = self._send("score", (list(requests), k))
         self.batches += 1
-        return out
+        return slot
 
     def apply(self, records: Sequence[Any]) -> dict[str, int]:
         """Apply item records to the replica's active model (as ``ServiceState.apply_items``)."""
@@ -126,6 +134,19 @@ class ScoringProcess:
 
     # ------------------------------------------------------------------ plumbing
     def _call(self, kind: str, payload: Any) -> Any:
+        return self.wait(self._send(kind, payload))
+
+    @staticmethod
+    def wait(slot: list) -> Any:
+        """The answer of a call sent with :meth:`send_score` (raises what the child raised,
+        or :class:`ScorerGone`)."""
+        slot[0].wait()
+        if not slot[1]:
+            raise slot[2]
+        return slot[2]
+
+    def _send(self, kind: str, payload: Any) -> list:
+        """Send one call; returns its slot ``[done event, ok, answer]`` (calls are answered in order)."""
         if not self._alive:
             raise ScorerGone("the scoring process is not running")
         slot: list = [threading.Event(), False, None]
@@ -140,10 +161,7 @@ class ScoringProcess:
                 self._waiting.pop(call_id, None)
             self._gone(f"could not send to the scoring process: {exc}")
             raise ScorerGone(str(exc)) from exc
-        slot[0].wait()
-        if not slot[1]:
-            raise slot[2]
-        return slot[2]
+        return slot
 
     def _read(self) -> None:
         while True:
