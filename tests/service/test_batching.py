@@ -132,3 +132,98 @@ def test_one_failing_request_does_not_fail_its_batch(model) -> None:
     batcher._execute(jobs)
     assert isinstance(jobs[0].error, ValueError) and jobs[0].done
     assert jobs[1].error is None and len(jobs[1].result.items) == 5
+
+
+class _FakeScorer:
+    """In-thread stand-in for the scoring process: ``send_score`` returns at once, ``wait``
+    answers with the model (or raises ``fail``); the first ``wait`` blocks until ``release``."""
+
+    def __init__(self, model, fail: BaseException | None = None) -> None:
+        self.model, self.fail, self.alive = model, fail, True
+        self.log: list[tuple[str, list[str]]] = []
+        self.release = threading.Event()
+        self._first = True
+
+    def send_score(self, requests, k):
+        self.log.append(("send", [r.request_id for r in requests]))
+        return (list(requests), k)
+
+    def wait(self, slot):
+        if self._first:
+            self._first = False
+            assert self.release.wait(10), "the test never released the first batch"
+        if self.fail is not None:
+            from coldbrew.service.scoring import ScorerGone
+
+            if isinstance(self.fail, ScorerGone):
+                self.alive = False
+            raise self.fail
+        return self.model.recommend(*slot)
+
+
+def _pipelined(model, scorer):
+    state = _state(model)
+    state.scorer = scorer
+    state.extras = {"restart_scorer": lambda: state.extras.__setitem__("restarted", True)}
+    return state, RecommendBatcher(state, max_batch=8, pipelined=True)
+
+
+def _call_in_thread(batcher, request, k, answers, log):
+    def run():
+        answers[request.request_id] = batcher.recommend(request, k)[0]
+        log.append(("answered", [request.request_id]))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def _wait_until(condition, what: str) -> None:
+    import time
+
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.005)
+
+
+def test_pipelined_worker_sends_the_next_batch_before_waking_the_answered_callers(model) -> None:
+    """With a scoring process, the batch that became ready meanwhile is sent the moment the
+    previous answer is back, before that answer's callers are woken; answers are unchanged."""
+    scorer = _FakeScorer(model)
+    state, batcher = _pipelined(model, scorer)
+    first, second = _requests()[:2]
+    answers: dict[str, list] = {}
+    one = _call_in_thread(batcher, first, 4, answers, scorer.log)
+    _wait_until(lambda: ("send", ["r0"]) in scorer.log, "the first batch to be sent")
+    two = _call_in_thread(batcher, second, 4, answers, scorer.log)
+    _wait_until(lambda: batcher._ready, "the second request to be prepared")
+    scorer.release.set()
+    one.join(10)
+    two.join(10)
+    assert scorer.log.index(("send", ["r1"])) < scorer.log.index(("answered", ["r0"]))
+    for request in (first, second):
+        rec = model.recommend([request], 4)[0]
+        assert answers[request.request_id] == list(zip(rec.items, rec.reasons))
+    batcher.close()
+
+
+@pytest.mark.parametrize("failure", ["gone", "error"])
+def test_pipelined_worker_answers_when_the_scoring_process_fails(model, failure) -> None:
+    """A scoring process that dies with a batch (ScorerGone) or raises for it: every request is
+    still answered, scored in the server process (and a restart is asked for when it died)."""
+    from coldbrew.service.scoring import ScorerGone
+
+    scorer = _FakeScorer(model, ScorerGone("killed") if failure == "gone" else ValueError("boom"))
+    scorer.release.set()
+    state, batcher = _pipelined(model, scorer)
+    requests = _requests()[:6]
+    answers: dict[str, list] = {}
+    threads = [_call_in_thread(batcher, r, 3, answers, []) for r in requests]
+    for thread in threads:
+        thread.join(10)
+    for request in requests:
+        rec = model.recommend([request], 3)[0]
+        assert answers[request.request_id] == list(zip(rec.items, rec.reasons))
+    assert state.extras.get("restarted", False) is (failure == "gone")
+    batcher.close()

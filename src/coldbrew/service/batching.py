@@ -18,7 +18,10 @@ One batch is scored at a time, because the model call is CPU-bound under the GIL
 concurrent batches were measured slower, in this process and sent to the scoring process
 alike (``benchmarks/RESULTS.md``, service section). With the scoring process
 (``pipelined=True``) a second worker prepares the next batch (store reads) while the current
-one is scored in the child.
+one is scored in the child, and the scoring worker sends that batch to the child as soon as
+the current answer is back, before it wakes the answered callers: woken first, they took the
+GIL for their HTTP responses and the child sat idle (1.9 ms between batches of about 5 ms,
+measured at 8 clients; 0.5 ms since).
 """
 
 from __future__ import annotations
