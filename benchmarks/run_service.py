@@ -430,8 +430,9 @@ def _rows(runs: list[dict[str, dict]], args: argparse.Namespace) -> list[tuple[s
                          f"p50 {med(phase, 'p50_ms'):.1f} ms [{each(phase, 'p50_ms', '.1f')}],"
                          f" p99 {med(phase, 'p99_ms'):.1f} ms [{each(phase, 'p99_ms', '.1f')}]",
                          f"{med(phase, 'req_per_s'):,.0f} requests/s [{each(phase, 'req_per_s', ',.0f')}], {args.requests:,}"
-                         f" requests per run over {runs[0][phase]['users']:,} shoppers; service CPU (with the scoring"
-                         f" process) {med(phase, 'cpu_ms_per_request'):.1f} ms/request"))
+                         f" requests per run over {runs[0][phase]['users']:,} shoppers; service CPU"
+                         f"{' (with the scoring process)' if prefix == 'recommend' else ''}"
+                         f" {med(phase, 'cpu_ms_per_request'):.1f} ms/request"))
     item = runs[0]["new_item"]
     ranks = {r["new_item"]["unfiltered_rank"] for r in runs}
     rows.append(("new item: POST /v1/items → first appearance in a shopper's recommendations",
