@@ -227,3 +227,21 @@ def test_pipelined_worker_answers_when_the_scoring_process_fails(model, failure)
         assert answers[request.request_id] == list(zip(rec.items, rec.reasons))
     assert state.extras.get("restarted", False) is (failure == "gone")
     batcher.close()
+
+
+def test_pipelined_worker_scores_here_a_batch_that_cannot_be_sent(model) -> None:
+    """A batch the scoring process cannot be sent (e.g. it does not pickle) is scored in the
+    server process; the worker keeps going."""
+
+    class Unsendable(_FakeScorer):
+        def send_score(self, requests, k):
+            raise TypeError("cannot pickle this request")
+
+    scorer = Unsendable(model)
+    state, batcher = _pipelined(model, scorer)
+    answers: dict[str, list] = {}
+    for request in _requests()[:3]:
+        _call_in_thread(batcher, request, 3, answers, []).join(10)
+        rec = model.recommend([request], 3)[0]
+        assert answers[request.request_id] == list(zip(rec.items, rec.reasons))
+    batcher.close()

@@ -27,6 +27,7 @@ measured at 8 clients; 0.5 ms since).
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ from typing import Any
 from coldbrew.requests import Request
 
 __all__ = ["RecommendBatcher"]
+
+log = logging.getLogger("coldbrew.service")
 
 
 @dataclass
@@ -220,6 +223,9 @@ class RecommendBatcher:
                 try:
                     slot = scorer.send_score([job.request for job in batch], max(job.k for job in batch))
                 except ScorerGone:
+                    slot = None
+                except Exception:  # a batch the pipe cannot carry (it does not pickle): scored here
+                    log.exception("could not send a batch to the scoring process; scoring it here")
                     slot = None
             if slot is not None:
                 if state.metrics is not None:

@@ -161,6 +161,10 @@ class ScoringProcess:
                 self._waiting.pop(call_id, None)
             self._gone(f"could not send to the scoring process: {exc}")
             raise ScorerGone(str(exc)) from exc
+        except BaseException:  # nothing was written (the payload is pickled before the write)
+            with self._waiting_lock:
+                self._waiting.pop(call_id, None)
+            raise
         return slot
 
     def _read(self) -> None:
