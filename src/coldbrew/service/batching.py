@@ -69,7 +69,11 @@ class RecommendBatcher:
         self.state = state
         self.max_batch = max_batch
         self.pipelined = pipelined
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        # One condition per queue, so that a new request wakes only the worker that takes it
+        # (a woken worker that finds nothing to do still costs a GIL hand-over).
+        self._has_pending = threading.Condition(self._lock)
+        self._has_ready = threading.Condition(self._lock)
         self._pending: list[_Job] = []  # submitted, not prepared yet
         self._ready: list[_Job] = []  # prepared, waiting for the scoring worker (pipelined)
         self._workers: list[threading.Thread] = []
@@ -115,15 +119,15 @@ class RecommendBatcher:
 
     def close(self) -> None:
         """Stop the workers after the queued requests are answered."""
-        with self._cond:
+        with self._lock:
             self._closed = True
-            self._cond.notify_all()
+            self._wake_all()
         for worker in self._workers:
             worker.join(timeout=10)
 
     # ------------------------------------------------------------------ the workers
     def _enqueue(self, job: _Job) -> None:
-        with self._cond:
+        with self._lock:
             if self._closed:
                 raise RuntimeError("the recommendation batcher is closed")
             self._pending.append(job)
@@ -134,14 +138,15 @@ class RecommendBatcher:
                                  for role in roles]
                 for worker in self._workers:
                     worker.start()
-            self._cond.notify_all()
+            self._has_pending.notify()
 
     def _take(self, queue: str, block: bool = True) -> list[_Job] | None:
         """Wait for jobs in ``self._pending`` or ``self._ready``; None once closed and drained
         (or, with ``block=False``, when there are none now)."""
-        with self._cond:
+        condition = self._has_pending if queue == "_pending" else self._has_ready
+        with self._lock:
             while block and not getattr(self, queue) and not self._drained():
-                self._cond.wait()
+                condition.wait()
             jobs = getattr(self, queue)
             if not jobs:
                 return None
@@ -150,6 +155,11 @@ class RecommendBatcher:
             if queue == "_pending" and self.pipelined:
                 self._preparing += len(taken)
             return taken
+
+    def _wake_all(self) -> None:
+        """Wake every worker (closing, or the queues ran dry); hold ``self._lock``."""
+        self._has_pending.notify_all()
+        self._has_ready.notify_all()
 
     def _drained(self) -> bool:
         return self._closed and not self._pending and not self._ready and not self._preparing
@@ -160,18 +170,20 @@ class RecommendBatcher:
         while True:
             batch = self._take("_pending")
             if batch is None:
-                with self._cond:
-                    self._cond.notify_all()  # let the other role see the end too
+                with self._lock:
+                    self._wake_all()  # let the other role see the end too
                 return
             finished = batch
             try:
                 ready = self._prepare(batch)
                 if role == "prepare":
                     finished = [job for job in batch if job.done]
-                    with self._cond:
+                    with self._lock:
                         self._ready.extend(ready)
                         self._preparing -= len(batch)
-                        self._cond.notify_all()
+                        self._has_ready.notify()
+                        if self._drained():
+                            self._wake_all()
                 elif ready:
                     self._execute(ready)
             except BaseException as exc:  # never leave a caller waiting
@@ -191,8 +203,8 @@ class RecommendBatcher:
             if inflight is None:
                 batch = self._take("_ready")
                 if batch is None:
-                    with self._cond:
-                        self._cond.notify_all()
+                    with self._lock:
+                        self._wake_all()
                     return
                 inflight = self._dispatch(batch)
                 continue
