@@ -53,6 +53,16 @@ class _Job:
     notify: Callable[[], None] | None = field(default=None, repr=False)
 
 
+@dataclass(frozen=True)
+class _Sent:
+    """A batch in flight to the scoring process, and the model version it is scored with."""
+
+    scorer: Any
+    slot: list
+    model: Any
+    version: str
+
+
 class RecommendBatcher:
     """Runs queued recommendation requests in batches on a worker thread.
 
@@ -198,7 +208,7 @@ class RecommendBatcher:
         only then are the previous batch's callers woken: they would otherwise take the GIL
         (HTTP responses) while the child waits for work.
         """
-        inflight: tuple[list[_Job], Any] | None = None
+        inflight: tuple[list[_Job], _Sent] | None = None
         while True:
             if inflight is None:
                 batch = self._take("_ready")
@@ -210,7 +220,7 @@ class RecommendBatcher:
                 continue
             batch, sent = inflight
             try:
-                answers = _wait(sent)
+                answers = sent.scorer.wait(sent.slot)
             except BaseException as exc:  # handed to _execute, which falls back
                 answers = exc
             following = self._take("_ready", block=False)
@@ -222,7 +232,7 @@ class RecommendBatcher:
             finally:
                 _finish(batch)
 
-    def _dispatch(self, batch: list[_Job]) -> tuple[list[_Job], Any] | None:
+    def _dispatch(self, batch: list[_Job]) -> tuple[list[_Job], _Sent] | None:
         """Send ``batch`` to the scoring process; when none runs, score and answer it here
         (returns None then)."""
         state = self.state
@@ -242,7 +252,7 @@ class RecommendBatcher:
             if slot is not None:
                 if state.metrics is not None:
                     state.metrics.batch_size.observe(len(batch))
-                return batch, (scorer, slot, model, version)
+                return batch, _Sent(scorer, slot, model, version)
         try:
             self._execute(batch)
         except BaseException as exc:
@@ -267,7 +277,7 @@ class RecommendBatcher:
             ready.append(job)
         return ready
 
-    def _execute(self, batch: list[_Job], answers: Any = None, sent: Any = None) -> None:
+    def _execute(self, batch: list[_Job], answers: Any = None, sent: _Sent | None = None) -> None:
         """Score ``batch`` and set each job's result (or error).
 
         ``answers`` / ``sent``: what the scoring process answered to the batch sent as
@@ -284,7 +294,7 @@ class RecommendBatcher:
         try:
             with state.lock.read():
                 if sent is not None:
-                    model, version = sent[2], sent[3]
+                    model, version = sent.model, sent.version
                     recs = answers if isinstance(answers, list) else None  # an error: one by one
                 else:
                     model, version = state.model, state.model_version
@@ -303,9 +313,7 @@ class RecommendBatcher:
                     except Exception as exc:  # reported to the request's own thread
                         job.error = exc
         except BaseException as exc:
-            for job in batch:
-                if job.result is None and job.error is None:
-                    job.error = exc
+            _fail(batch, exc)
             raise
         finally:
             for job in batch:
@@ -324,11 +332,6 @@ def _finish(jobs: list[_Job]) -> None:
         job.done = True
         if job.notify is not None:
             job.notify()
-
-
-def _wait(sent: Any) -> list[Any]:
-    scorer, slot = sent[0], sent[1]
-    return scorer.wait(slot)
 
 
 def _score(state: Any, model: Any, requests: list[Request], k: int) -> list[Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -23,6 +24,8 @@ from starlette.requests import Request as HTTPRequest
 from coldbrew.requests import HistoryEvent, Request
 from coldbrew.service.settings import ServiceSettings
 from coldbrew.storage.event_store import ITEM_FIELDS, EventStore, ItemRecord, UserHistory
+
+log = logging.getLogger("coldbrew.service")
 
 __all__ = [
     "ServiceState",
@@ -291,9 +294,7 @@ class ServiceState:
         try:
             call(scorer)
         except Exception as exc:
-            import logging
-
-            logging.getLogger("coldbrew.service").warning(
+            log.warning(
                 "the scoring process could not follow a change (%s); scoring in the server process", exc)
             self.scorer = None
             scorer.close()
