@@ -133,10 +133,35 @@ def test_no_matching_events_is_a_clear_error():
 
 
 def test_tuning_runs_and_records_its_scores():
-    catalog, events = _shop(n_users=300)
+    catalog, events = _shop(n_users=600)
     model = Recommender(FitConfig()).fit(catalog, events, progress=False)
-    assert model.tuning_ is not None
+    assert model.tuning_ and all(scores for scores in model.tuning_.values())
     assert model.recommend([Request("r", "u", _hist("t1"))], k=1)[0].items[0] in {"t2", "t3"}
+
+
+def test_tuned_half_lives_follow_the_pace_of_the_shop():
+    """The same shop, ten times slower: the tuned time scales are ten times longer."""
+    from coldbrew.data.weighting import recent_span_days
+    from coldbrew.models.tuning import _TREND_SHARE
+
+    catalog, events = _shop(n_users=600)
+    chosen = []
+    for stretch in (1, 10):
+        t0 = int(events.timestamps.min())
+        slow = events_from_frame(pd.DataFrame({
+            "user_id": events.user_ids, "item_id": events.item_ids, "event": events.events,
+            "timestamp": t0 + (events.timestamps.astype(np.int64) - t0) * stretch * 3600,
+        }))[0]
+        model = Recommender(FitConfig()).fit(catalog, slow, progress=False)
+        assert model.tuning_, "the shop is large enough to tune"
+        weighting = model.config.weighting
+        assert weighting.trend_half_life_days == pytest.approx(
+            round(recent_span_days(slow.timestamps, _TREND_SHARE), 1))
+        assert any(f"half_life_days={weighting.half_life_days:g} " in label for label in model.tuning_)
+        chosen.append((weighting.half_life_days, weighting.trend_half_life_days))
+    (decay, trend), (slow_decay, slow_trend) = chosen
+    assert slow_trend == pytest.approx(10 * trend, rel=0.02)
+    assert slow_decay == pytest.approx(10 * decay, rel=0.02)
 
 
 @pytest.mark.parametrize("index", ["exact", "hnsw"])

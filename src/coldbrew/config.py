@@ -400,8 +400,9 @@ class BlendConfig:
     how many events the user has (``warmth = n / (n + warmth_half)``); items without
     interactions use the ``new_item_*`` weights instead.  When ``tune`` is true
     ``fit`` holds out the latest ``validation_share`` of events and picks the weights (and the
-    ALS ``alpha`` and decay half-life among a few candidates) that maximise NDCG@20 on it, then
-    refits on everything; see :mod:`coldbrew.models.tuning`. ``tune_new_items = false`` keeps
+    ALS ``alpha`` and decay half-life among a few candidates; both half-lives of
+    :class:`WeightingConfig` are then set from the pace of the shop's events) that maximise
+    NDCG@20 on it, then refits on everything; see :mod:`coldbrew.models.tuning`. ``tune_new_items = false`` keeps
     the ``new_item_*`` weights as configured while tuning the rest.
     """
 
@@ -449,11 +450,11 @@ class RetrievalConfig:
 class FitConfig:
     """Everything ``coldbrew fit`` can be told.
 
-    ``graph`` (LightGCN instead of ALS for the CF source) and ``augmentation``
-    (pseudo-interactions, bootstrap ensemble, generative densification) are off by default.
-    ``adapter`` (the text space adapted to the shop's behaviour, :class:`AdapterConfig`) is
-    off by default too. ``ranker`` (learned re-ranking of the blend's top candidates,
-    :class:`RankerConfig`) is off by default (``kind = "none"``).
+    ``graph`` (LightGCN beside ALS in the CF source, :class:`GraphConfig`) and ``ranker``
+    (learned re-ranking of the blend's top candidates, :class:`RankerConfig`, multitask) are
+    on by default. ``augmentation`` (pseudo-interactions, bootstrap ensemble, generative
+    densification) and ``adapter`` (the text space adapted to the shop's behaviour,
+    :class:`AdapterConfig`) are off by default: the ablation kept them off.
     """
 
     columns: ColumnsConfig = field(default_factory=ColumnsConfig)

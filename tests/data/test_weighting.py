@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -224,3 +225,27 @@ def test_small_batches_build_the_same_matrix_as_scipy(n_rows, n_cols, events) ->
     np.testing.assert_array_equal(small.indices, reference.indices)
     np.testing.assert_allclose(small.data, reference.data, rtol=1e-6)
     assert small.has_sorted_indices and (small.data != 0).all()
+
+
+def test_recent_span_days_is_the_age_of_the_newest_share() -> None:
+    from coldbrew.data.weighting import recent_span_days
+
+    day = 86_400
+    ts = np.arange(101) * day  # one event a day for 100 days
+    assert recent_span_days(ts, 0.1) == pytest.approx(10.0)
+    assert recent_span_days(ts, 0.5) == pytest.approx(50.0)
+    assert recent_span_days(ts, 1.0) == pytest.approx(100.0)
+    # The same share of a ten-times slower shop spans ten times the days.
+    assert recent_span_days(ts * 10, 0.1) == pytest.approx(100.0)
+
+
+def test_recent_span_days_has_a_floor_and_checks_the_share() -> None:
+    from coldbrew.data.weighting import recent_span_days
+
+    burst = np.full(50, 1_700_000_000)
+    assert recent_span_days(burst, 0.05) == 1.0
+    assert recent_span_days(burst, 0.05, minimum=0.5) == 0.5
+    assert recent_span_days(np.zeros(0), 0.05) == 1.0
+    for share in (0.0, -0.1, 1.5):
+        with pytest.raises(ValueError, match="share"):
+            recent_span_days(burst, share)

@@ -7,7 +7,7 @@ import scipy.sparse as sp
 
 from coldbrew.config import WeightingConfig
 
-__all__ = ["event_strengths", "interaction_matrix", "duplicate_mask"]
+__all__ = ["event_strengths", "interaction_matrix", "duplicate_mask", "recent_span_days"]
 
 _DAY = 86_400.0
 
@@ -45,6 +45,23 @@ def event_strengths(
         age_days = np.maximum(ref - ts, 0.0) / _DAY
         weights *= np.power(0.5, age_days / config.half_life_days)
     return weights.astype(np.float32)
+
+
+def recent_span_days(timestamps: np.ndarray, share: float, *, minimum: float = 1.0) -> float:
+    """Days back from the newest event that hold the newest ``share`` of ``timestamps``.
+
+    A time scale in the shop's own units of activity: a shop selling every minute and a film
+    site rated a few times a day get comparable half-lives when both are set to "the newest
+    5 % of events" (30 days vs. 500 days on UCI retail vs. MovieLens). At least ``minimum``
+    days, so a burst of events with one timestamp does not collapse the decay to nothing.
+    """
+    if not 0.0 < share <= 1.0:
+        raise ValueError(f"share must be in (0, 1], got {share!r}")
+    ts = np.asarray(timestamps, dtype=np.float64)
+    if len(ts) == 0:
+        return float(minimum)
+    span = (float(ts.max()) - float(np.quantile(ts, 1.0 - share))) / _DAY
+    return max(span, float(minimum))
 
 
 def duplicate_mask(
