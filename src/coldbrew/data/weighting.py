@@ -52,7 +52,7 @@ def recent_span_days(timestamps: np.ndarray, share: float, *, minimum: float = 1
 
     A time scale in the shop's own units of activity: a shop selling every minute and a film
     site rated a few times a day get comparable half-lives when both are set to "the newest
-    5 % of events" (30 days vs. 500 days on UCI retail vs. MovieLens). At least ``minimum``
+    5 % of events" (34 days on UCI retail, 500 days on MovieLens). At least ``minimum``
     days, so a burst of events with one timestamp does not collapse the decay to nothing.
     """
     if not 0.0 < share <= 1.0:
