@@ -30,6 +30,20 @@ def shop(tmp_path_factory):
             "events_path": events_path, "model": model}
 
 
+def test_fit_says_which_time_scales_it_chose(shop, tmp_path):
+    out = _run("fit", "--catalog", str(shop["catalog"]), "--events", str(shop["events_path"]),
+               "--out", str(tmp_path / "m"), "--config", str(_config(tmp_path)))
+    assert out.returncode == 0, out.stderr
+    assert "time scales: events weigh with a 45-day half-life, the trend with a 7-day half-life" \
+        " (from [weighting])" in out.stderr
+
+
+def _config(tmp_path: Path) -> Path:
+    path = tmp_path / "coldbrew.toml"
+    path.write_text("[weighting]\nhalf_life_days = 45\ntrend_half_life_days = 7\n[blend]\ntune = false\n")
+    return path
+
+
 def _run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "coldbrew.cli", *args], capture_output=True, text=True, timeout=300)
 
@@ -41,6 +55,9 @@ def _write_requests(path: Path, rows: list) -> Path:
 
 def test_fit_writes_a_model_directory_with_a_manifest(shop):
     manifest = json.loads((shop["model"] / "manifest.json").read_text())
+    weighting = manifest["config"]["weighting"]
+    assert manifest["tuning"], "the demo shop is large enough to tune"
+    assert any(f"half_life_days={weighting['half_life_days']:g} " in label for label in manifest["tuning"])
     assert manifest["format"] == "coldbrew-model"
     assert manifest["encoder"].startswith("use-multilingual-v3")
     assert manifest["items"] == 52

@@ -54,6 +54,13 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         f" {fr['users']:,} users; {fr['unknown_item_events']:,} events on items missing from"
         f" the catalog were ignored; {fr['duplicate_events']:,} duplicate events counted once"
     )
+    weighting = model.config.weighting
+    decay = "no decay" if not weighting.half_life_days else f"a {weighting.half_life_days:g}-day half-life"
+    _say(
+        f"time scales: events weigh with {decay}, the trend with a"
+        f" {weighting.trend_half_life_days:g}-day half-life"
+        + (" (tuned on a hold-out of these events)" if model.tuning_ else " (from [weighting])")
+    )
     _say(f"model written to {args.out} in {time.perf_counter() - started:.1f} s")
     return 0
 
