@@ -9,7 +9,8 @@ only the items that had no earlier events).
 * For each candidate of (ALS confidence ``alpha``, time-decay half-life) the parts are
   fitted once; three weight vectors (new-user, warm-user, new-item) are then found by
   coordinate ascent over a log grid. Half-lives are shares of the shop's events, not days
-  (``_CF_CANDIDATES``); the popularity trend is fixed at the newest ``_TREND_SHARE``. Scores are standardised, so only ratios of weights matter.
+  (``_CF_CANDIDATES``); the popularity trend is fixed at the newest ``_TREND_SHARE``.
+  Scores are standardised, so only ratios of weights matter.
 * The candidate with the best mean NDCG over the segments wins.
 * A product can be new in two ways: a new arrival (no earlier event at all) or a product
   whose history the model lacks (a random item cold start, the protocol of the cold-start
