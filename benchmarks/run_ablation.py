@@ -55,6 +55,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "+ensemble": {"augmentation": {"ensemble": 3}},
     "+generative": {"augmentation": {"generative": True}},
     "+adapter": {"adapter": {"enabled": True}},
+    # the torch encoder ([train] extra), frozen and LoRA-fine-tuned on the training events
+    "encoder=minilm": {"encoder": {"name": "minilm-l6-v2"}},
+    "encoder=minilm +LoRA": {"encoder": {"name": "minilm-l6-v2"}, "lora": {"enabled": True}},
     "+graph +ranker=multitask": {"graph": {"enabled": True}, "ranker": {"kind": "multitask"}},
 }
 

@@ -61,6 +61,14 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         f" {weighting.trend_half_life_days:g}-day half-life"
         + (" (tuned on a hold-out of these events)" if model.tuning_ else " (from [weighting])")
     )
+    lora = fr.get("lora")
+    if lora is not None:
+        _say(
+            f"LoRA: {lora['pairs']:,} (history -> next item) pairs, {lora['seconds']:.0f} s;"
+            + (f" next-item NDCG@20 {lora['val_ndcg_base']:.4f} -> {lora['val_ndcg']:.4f}"
+               f" (epoch {lora['best_epoch']} kept)" if lora["kept"] else
+               f" no epoch beat the base encoder (next-item NDCG@20 {lora['val_ndcg_base']:.4f}): it is kept")
+        )
     _say(f"model written to {args.out} in {time.perf_counter() - started:.1f} s")
     return 0
 

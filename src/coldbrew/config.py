@@ -24,6 +24,7 @@ __all__ = [
     "DataConfig",
     "EncoderConfig",
     "AdapterConfig",
+    "LoraConfig",
     "ALSConfig",
     "BridgeConfig",
     "BlendConfig",
@@ -127,8 +128,10 @@ class WeightingConfig:
 class EncoderConfig:
     """Which text encoder to use and how.
 
-    ``name``: ``"use-multilingual-v3"`` (bundled, default) or ``"hashing"`` (a tiny
-    dependency-free lexical encoder, for tests and as a fallback).
+    ``name``: ``"use-multilingual-v3"`` (bundled, default), ``"minilm-l6-v2"`` (English
+    all-MiniLM-L6-v2 in torch, from the ``[train]`` extra; the encoder that ``[lora]``
+    fine-tunes) or ``"hashing"`` (a tiny dependency-free lexical encoder, for tests and as a
+    fallback).
     ``threads``: ``None`` means the number of CPU cores (on a machine whose cores are shared
     with other busy processes, fewer threads can be faster). ``lowercase`` applies to the USE
     encoder (upper-case retail titles encode much better lower-cased); the hashing encoder
@@ -141,7 +144,7 @@ class EncoderConfig:
     lowercase: bool = True
 
     def __post_init__(self) -> None:
-        names = ("use-multilingual-v3", "hashing")
+        names = ("use-multilingual-v3", "minilm-l6-v2", "hashing")
         if self.name not in names:
             raise ConfigError(f"encoder.name: unknown encoder {self.name!r}; expected one of: {', '.join(names)}")
 
@@ -201,6 +204,60 @@ class AdapterConfig:
             raise ConfigError(f"adapter.validation_share: expected a number in [0, 1), got {self.validation_share!r}")
         if self.weight_decay < 0:
             raise ConfigError(f"adapter.weight_decay: expected a number >= 0, got {self.weight_decay!r}")
+
+
+@dataclass(frozen=True)
+class LoraConfig:
+    """LoRA fine-tuning of the torch text encoder (:mod:`coldbrew.text.lora`; ``[train]`` extra).
+
+    When ``enabled`` (it needs ``[encoder] name = "minilm-l6-v2"``), ``fit`` first trains
+    low-rank updates (``rank`` r, scaling ``alpha`` / r) of the attention matrices named in
+    ``target_modules`` of the encoder, contrastively on (user history -> next item) pairs of
+    the training events (InfoNCE over in-batch negatives with ``temperature`` and the logQ
+    correction; history = the user's last ``history_length`` events decayed with
+    ``half_life_days``; at most ``max_pairs`` pairs, ``seed``), ``batch_size`` pairs per step,
+    AdamW with ``learning_rate``, at most ``epochs`` epochs, keeping the epoch with the best
+    next-item NDCG@20 on the latest ``validation_share`` of the pairs (the untouched encoder
+    is epoch 0; ``patience`` epochs without gain stop training). The catalog, new products
+    and request texts are then encoded by the fine-tuned encoder, whose weights are saved
+    with the model. With ``blend.tune`` on, the events of the tuning hold-out are left out
+    of this training, so that the blend is not tuned on text that has seen its answers.
+    """
+
+    enabled: bool = False
+    rank: int = 8
+    alpha: float = 16.0
+    target_modules: str = "query,value"
+    epochs: int = 3
+    learning_rate: float = 0.0003
+    temperature: float = 0.05
+    batch_size: int = 64
+    history_length: int = 3
+    half_life_days: float = 30.0
+    max_pairs: int = 10_000
+    validation_share: float = 0.1
+    patience: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("rank", "epochs", "history_length", "max_pairs"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"lora.{name}: expected an integer >= 1, got {getattr(self, name)!r}")
+        if self.batch_size < 2:
+            raise ConfigError(f"lora.batch_size: expected an integer >= 2, got {self.batch_size!r}")
+        if self.patience < 0:
+            raise ConfigError(f"lora.patience: expected an integer >= 0, got {self.patience!r}")
+        for name in ("alpha", "learning_rate", "temperature", "half_life_days"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"lora.{name}: expected a number > 0, got {getattr(self, name)!r}")
+        if not 0.0 <= self.validation_share < 1.0:
+            raise ConfigError(f"lora.validation_share: expected a number in [0, 1), got {self.validation_share!r}")
+        if not self.modules():
+            raise ConfigError(f"lora.target_modules: expected comma-separated module names, got {self.target_modules!r}")
+
+    def modules(self) -> list[str]:
+        """``target_modules`` as a list of names."""
+        return [name.strip() for name in self.target_modules.split(",") if name.strip()]
 
 
 @dataclass(frozen=True)
@@ -466,9 +523,17 @@ class FitConfig:
     blend: BlendConfig = field(default_factory=BlendConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
     graph: GraphConfig = field(default_factory=GraphConfig)
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
     ranker: RankerConfig = field(default_factory=RankerConfig)
+
+    def __post_init__(self) -> None:
+        if self.lora.enabled and self.encoder.name != "minilm-l6-v2":
+            raise ConfigError(
+                f"lora.enabled: LoRA fine-tunes a torch encoder, but encoder.name is {self.encoder.name!r};"
+                ' set [encoder] name = "minilm-l6-v2" (pip install \'coldbrew[train]\')'
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -112,11 +112,14 @@ class Recommender:
         if len(catalog) == 0:
             raise DataError("catalog is empty: nothing to recommend")
         self._progress = progress
+        lora = self._fit_lora(catalog, events) if self.config.lora.enabled else None
         text_vectors = self.encode(catalog.texts())
         self.tuning_: dict[str, dict[str, float]] = {}
         self._graph_cache: dict[str, object] = {}  # LightGCN shared by tuning candidates with one graph
         # Per-epoch curves of trained components: {name: {"epoch": [...], "loss": [...], ...}}.
         self.training_curves_: dict[str, dict[str, list[float]]] = {}
+        if lora is not None:
+            self.training_curves_["lora"] = lora.curve
         adapter = None  # the text adapter, trained during tuning when both are on
         if self.config.blend.tune:
             from coldbrew.models.tuning import tune
@@ -137,9 +140,49 @@ class Recommender:
             stage.item_counts = stage.count_items(self, events)
         if ranker_report is not None:
             self.fit_report_["ranker"] = ranker_report
+        if lora is not None:
+            self.fit_report_["lora"] = {
+                "kept": lora.encoder is not None, "pairs": lora.pairs, "best_epoch": lora.best_epoch,
+                "val_ndcg_base": lora.curve["val_ndcg"][0],
+                "val_ndcg": lora.curve["val_ndcg"][lora.curve["epoch"].index(lora.best_epoch)],
+                "seconds": lora.curve["seconds"][-1],
+            }
         if ranker_curves:
             self.training_curves_["ranker"] = ranker_curves
         return self
+
+    def _fit_lora(self, catalog: Catalog, events: Events):
+        """Fine-tune the torch encoder with LoRA on ``events`` (``[lora]``) and encode with it.
+
+        With ``blend.tune`` on, the events of the tuning hold-out are left out (the blend must
+        not be tuned on text vectors trained on its answers). Returns the
+        :class:`~coldbrew.text.lora.LoraResult` (``None``: too few pairs to train on); when
+        an epoch beat the base encoder, the fine-tuned encoder replaces ``self.encoder``.
+        """
+        from coldbrew.errors import ConfigError
+        from coldbrew.text.lora import MiniLMEncoder, train_lora
+
+        encoder = self.encoder
+        if not isinstance(encoder, MiniLMEncoder):
+            raise ConfigError(f"lora.enabled: LoRA fine-tunes the 'minilm-l6-v2' encoder, not {encoder.name!r}")
+        cfg = self.config
+        if cfg.blend.tune:
+            from coldbrew.evaluation.splits import temporal_split
+
+            held_in = temporal_split(events, quantile=1.0 - cfg.blend.validation_share).train
+            events = held_in if len(held_in) else events
+        item_idx = IdMap(catalog.item_ids, kind="item").lookup(events.item_ids)
+        ev, item_idx = events.take(item_idx >= 0), item_idx[item_idx >= 0]
+        if len(ev) == 0:
+            return None
+        user_idx = IdMap(kind="user").add(ev.user_ids)
+        strengths = event_strengths(ev.events, ev.values, ev.timestamps, cfg.weighting, int(ev.timestamps.max()))
+        positive = strengths > 0
+        result = train_lora(encoder, cfg.lora, catalog.texts(), user_idx[positive], item_idx[positive],
+                            ev.timestamps[positive], progress=self._progress)
+        if result is not None and result.encoder is not None:
+            self._encoder = result.encoder
+        return result
 
     def _fit_parts(self, catalog: Catalog, events: Events, text_vectors: np.ndarray, adapter=None) -> None:
         """Fit every part on ``events``; ``text_vectors`` (n_items, d) are the encoder's own.

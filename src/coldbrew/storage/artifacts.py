@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -139,8 +140,20 @@ def save_model(model, directory: str | Path) -> Path:
     _write_json(d / _CURVES, {name: {key: [float(v) for v in values] for key, values in c.items()}
                               for name, c in curves.items()})
     _save_ranker(model, d)
+    _save_lora(model, d)
     save_items(model, d, manifest)
     return d
+
+
+_LORA = "lora"  # the fine-tuned encoder's LoRA weights (peft's files), when it has some
+
+
+def _save_lora(model, d: Path) -> None:
+    """Write the encoder's LoRA weights to ``d/lora``, or remove stale ones."""
+    if getattr(model.encoder, "has_lora", False):
+        model.encoder.save_lora(d / _LORA)
+    elif (d / _LORA).is_dir():
+        shutil.rmtree(d / _LORA)
 
 
 _RANKER = "ranker.json"  # the re-ranking stage: metadata; arrays in ranker.npz, texts in ranker_*.txt
@@ -264,6 +277,10 @@ def load_model(directory: str | Path, encoder=None):
         config = FitConfig.from_dict(manifest["config"], source=f"{d / _MANIFEST}: config")
     except (KeyError, ConfigError) as exc:
         raise ModelFormatError(f"{d / _MANIFEST}: invalid config: {exc}") from None
+    if encoder is None and (d / _LORA).is_dir():
+        from coldbrew.text.lora import MiniLMEncoder
+
+        encoder = MiniLMEncoder(threads=config.encoder.threads, lora_path=d / _LORA)
     model = Recommender(config, encoder=encoder)
     if model.encoder.name != manifest.get("encoder"):
         raise ModelFormatError(

