@@ -182,6 +182,8 @@ class Recommender:
                             ev.timestamps[positive], progress=self._progress)
         if result is not None and result.encoder is not None:
             self._encoder = result.encoder
+        elif encoder.has_lora:  # refitting a fine-tuned model, and no LoRA won this time
+            self._encoder = encoder.with_lora_files(None)
         return result
 
     def _fit_parts(self, catalog: Catalog, events: Events, text_vectors: np.ndarray, adapter=None) -> None:

@@ -197,6 +197,12 @@ def test_save_load_and_add_items_use_the_fine_tuned_encoder(fitted: Recommender,
     new, _ = catalog_from_frame(pd.DataFrame({"item_id": ["t9"], "title": ["jasmine green tea"]}))
     assert loaded.add_items(new) == 1
     np.testing.assert_allclose(loaded.text_vectors_[-1], fitted.encoder.encode(["jasmine green tea"])[0], atol=1e-5)
+    # A refit where no epoch beats the base goes back to the base encoder.
+    refit = load_model(tmp_path / "m")
+    refit.config = FitConfig(encoder=EncoderConfig(name="minilm-l6-v2"), blend=BlendConfig(tune=False),
+                             lora=_small(learning_rate=1e-9, epochs=1, patience=0))
+    refit.fit(*_shop(), progress=False)
+    assert not refit.encoder.has_lora and refit.fit_report_["lora"]["kept"] is False
     # Refitting without LoRA removes the stale weights: the directory never mixes encoders.
     plain = Recommender(FitConfig(encoder=EncoderConfig(name="minilm-l6-v2"), blend=BlendConfig(tune=False)))
     save_model(plain.fit(*_shop(), progress=False), tmp_path / "m")

@@ -216,10 +216,10 @@ class MiniLMEncoder:
             return self.encode_with(model, tokenizer, items)
 
     # ------------------------------------------------------------------ LoRA files
-    def with_lora_files(self, files: dict[str, bytes]) -> MiniLMEncoder:
-        """A copy of this encoder (same options, base weights) with the given LoRA files."""
+    def with_lora_files(self, files: dict[str, bytes] | None) -> MiniLMEncoder:
+        """A copy of this encoder (same options) with the given LoRA files (``None``: the base)."""
         clone = MiniLMEncoder(self.threads, self.batch_size, self.max_length, progress=self.progress)
-        clone._lora_files = dict(files)
+        clone._lora_files = None if files is None else dict(files)
         return clone
 
     def save_lora(self, directory: str | Path) -> Path:
