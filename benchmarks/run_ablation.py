@@ -155,8 +155,11 @@ def main(argv: list[str] | None = None) -> None:
             continue
         from coldbrew.pipeline import Recommender
 
-        results, fit_s = _run(Recommender(config), seen, rest, split.train, segments, args.k)
-        variants[v] = {"results": results, "fit_s": fit_s, "config": VARIANTS[v]}
+        model = Recommender(config)
+        results, fit_s = _run(model, seen, rest, split.train, segments, args.k)
+        variants[v] = {"results": results, "fit_s": fit_s, "config": VARIANTS[v],
+                       "fit_report": model.fit_report_, "tuning": getattr(model, "tuning_", {}),
+                       "training_curves": getattr(model, "training_curves_", {})}
         print(f"  variant {v}: fit {fit_s:.1f}s  " + "  ".join(
             f"{s} {results[s][metric]:.4f}" for s in segments), flush=True)
 
