@@ -208,5 +208,5 @@ def test_make_encoder_builds_each_name() -> None:
 
 
 def test_make_encoder_rejects_unknown_names() -> None:
-    with pytest.raises(ConfigError, match="use-multilingual-v3, hashing"):
+    with pytest.raises(ConfigError, match="use-multilingual-v3, minilm-l6-v2, hashing"):
         make_encoder(EncoderConfig(name="bert"))
