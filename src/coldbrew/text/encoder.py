@@ -75,6 +75,15 @@ def _check_texts(texts: Sequence[str]) -> list[str]:
     return out
 
 
+def _resolve_threads(threads: int | None, batch_size: int) -> int:
+    """Check an encoder's ``threads`` and ``batch_size``; ``threads`` with ``None`` resolved."""
+    if threads is not None and threads < 1:
+        raise ConfigError(f"encoder.threads: expected an integer >= 1 or None, got {threads!r}")
+    if batch_size < 1:
+        raise ConfigError(f"encoder.batch_size: expected an integer >= 1, got {batch_size!r}")
+    return threads if threads is not None else default_threads()
+
+
 def _normalise_rows(matrix: np.ndarray) -> np.ndarray:
     """L2-normalise the rows of a float32 matrix in place; all-zero rows stay zero."""
     norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))
@@ -115,15 +124,12 @@ class UniversalSentenceEncoder:
         lowercase: bool = True,
         progress: bool | None = None,
     ) -> None:
-        if threads is not None and threads < 1:
-            raise ConfigError(f"encoder.threads: expected an integer >= 1 or None, got {threads!r}")
-        if batch_size < 1:
-            raise ConfigError(f"encoder.batch_size: expected an integer >= 1, got {batch_size!r}")
+        resolved = _resolve_threads(threads, batch_size)
         try:
             version = metadata.version(_USE_DISTRIBUTION)
         except metadata.PackageNotFoundError:
             raise ImportError(_missing_use_message()) from None
-        self.threads = threads if threads is not None else default_threads()
+        self.threads = resolved
         self.batch_size = batch_size
         self.lowercase = lowercase
         self.progress = progress

@@ -45,10 +45,10 @@ from typing import Any
 
 import numpy as np
 
-from coldbrew.config import LoraConfig, default_threads
-from coldbrew.errors import ConfigError, ModelFormatError
+from coldbrew.config import LoraConfig
+from coldbrew.errors import ModelFormatError
 from coldbrew.text.adapter import NextItemPairs, next_item_metrics, next_item_pairs
-from coldbrew.text.encoder import _check_texts, _normalise_rows
+from coldbrew.text.encoder import _check_texts, _normalise_rows, _resolve_threads
 
 __all__ = ["MiniLMEncoder", "LoraResult", "train_lora"]
 
@@ -98,15 +98,12 @@ class MiniLMEncoder:
         lora_path: str | Path | None = None,
         progress: bool | None = None,
     ) -> None:
-        if threads is not None and threads < 1:
-            raise ConfigError(f"encoder.threads: expected an integer >= 1 or None, got {threads!r}")
-        if batch_size < 1:
-            raise ConfigError(f"encoder.batch_size: expected an integer >= 1, got {batch_size!r}")
+        resolved = _resolve_threads(threads, batch_size)
         try:
             version = metadata.version(_DISTRIBUTION)
         except metadata.PackageNotFoundError:
             raise ImportError(_missing_message(f"the package '{_DISTRIBUTION}'")) from None
-        self.threads = threads if threads is not None else default_threads()
+        self.threads = resolved
         self.batch_size = batch_size
         self.max_length = max_length
         self.progress = progress
