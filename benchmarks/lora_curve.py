@@ -3,10 +3,9 @@
     python benchmarks/lora_curve.py ../shared/data/uci_online_retail
     python benchmarks/lora_curve.py ../shared/data/movielens_latest_small
 
-Training events = the training part of the temporal split at 0.8, minus the tuning hold-out
-(the newest ``blend.validation_share`` of them), positive events only, exactly what
-``Recommender.fit`` hands to :func:`coldbrew.text.lora.train_lora` with the default
-``[lora]`` settings. Prints one JSON object: pairs, kept epoch, the curve, seconds.
+Runs :func:`coldbrew.text.lora.fit_lora`, the call ``Recommender.fit`` makes, with the default
+``[lora]`` settings on the training part of the temporal split at 0.8 (so without the tuning
+hold-out at its end). Prints one JSON object: pairs, kept epoch, the curve, seconds.
 """
 
 from __future__ import annotations
@@ -18,11 +17,9 @@ from pathlib import Path
 
 from coldbrew.config import FitConfig
 from coldbrew.data import load_catalog, load_events
-from coldbrew.data.idmap import IdMap
-from coldbrew.data.weighting import event_strengths
 from coldbrew.evaluation.protocol import fit_catalog
 from coldbrew.evaluation.splits import temporal_split
-from coldbrew.text.lora import MiniLMEncoder, train_lora
+from coldbrew.text.lora import MiniLMEncoder, fit_lora
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -35,14 +32,8 @@ def main(argv: list[str] | None = None) -> None:
     split = temporal_split(events, args.quantile)
     seen, _ = fit_catalog(split, catalog)
     config = FitConfig.from_dict({"encoder": {"name": "minilm-l6-v2"}, "lora": {"enabled": True}})
-    train = temporal_split(split.train, 1.0 - config.blend.validation_share).train
-    item_idx = IdMap(seen.item_ids, kind="item").lookup(train.item_ids)
-    ev, item_idx = train.take(item_idx >= 0), item_idx[item_idx >= 0]
-    user_idx = IdMap(kind="user").add(ev.user_ids)
-    positive = event_strengths(ev.events, ev.values, ev.timestamps, config.weighting, int(ev.timestamps.max())) > 0
     started = time.perf_counter()
-    result = train_lora(MiniLMEncoder(), config.lora, seen.texts(), user_idx[positive], item_idx[positive],
-                        ev.timestamps[positive], progress=False)
+    result = fit_lora(MiniLMEncoder(), config, seen, split.train, progress=False)
     if result is None:
         raise SystemExit("too few (history -> next item) pairs to train on")
     print(json.dumps({"data": args.data.resolve().name, "seconds": time.perf_counter() - started,

@@ -152,34 +152,18 @@ class Recommender:
         return self
 
     def _fit_lora(self, catalog: Catalog, events: Events):
-        """Fine-tune the torch encoder with LoRA on ``events`` (``[lora]``) and encode with it.
+        """Fine-tune the torch encoder with LoRA (``[lora]``, :func:`coldbrew.text.lora.fit_lora`).
 
-        With ``blend.tune`` on, the events of the tuning hold-out are left out (the blend must
-        not be tuned on text vectors trained on its answers). Returns the
-        :class:`~coldbrew.text.lora.LoraResult` (``None``: too few pairs to train on); when
-        an epoch beat the base encoder, the fine-tuned encoder replaces ``self.encoder``.
+        Returns the :class:`~coldbrew.text.lora.LoraResult` (``None``: too few pairs to train
+        on); when an epoch beat the base encoder, the fine-tuned encoder replaces ``self.encoder``.
         """
         from coldbrew.errors import ConfigError
-        from coldbrew.text.lora import MiniLMEncoder, train_lora
+        from coldbrew.text.lora import MiniLMEncoder, fit_lora
 
         encoder = self.encoder
         if not isinstance(encoder, MiniLMEncoder):
             raise ConfigError(f"lora.enabled: LoRA fine-tunes the 'minilm-l6-v2' encoder, not {encoder.name!r}")
-        cfg = self.config
-        if cfg.blend.tune:
-            from coldbrew.evaluation.splits import temporal_split
-
-            held_in = temporal_split(events, quantile=1.0 - cfg.blend.validation_share).train
-            events = held_in if len(held_in) else events
-        item_idx = IdMap(catalog.item_ids, kind="item").lookup(events.item_ids)
-        ev, item_idx = events.take(item_idx >= 0), item_idx[item_idx >= 0]
-        if len(ev) == 0:
-            return None
-        user_idx = IdMap(kind="user").add(ev.user_ids)
-        strengths = event_strengths(ev.events, ev.values, ev.timestamps, cfg.weighting, int(ev.timestamps.max()))
-        positive = strengths > 0
-        result = train_lora(encoder, cfg.lora, catalog.texts(), user_idx[positive], item_idx[positive],
-                            ev.timestamps[positive], progress=self._progress)
+        result = fit_lora(encoder, self.config, catalog, events, progress=self._progress)
         if result is not None and result.encoder is not None:
             self._encoder = result.encoder
         elif encoder.has_lora:  # refitting a fine-tuned model, and no LoRA won this time

