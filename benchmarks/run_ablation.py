@@ -159,6 +159,7 @@ def main(argv: list[str] | None = None) -> None:
         results, fit_s = _run(model, seen, rest, split.train, segments, args.k)
         variants[v] = {"results": results, "fit_s": fit_s, "config": VARIANTS[v],
                        "fit_report": model.fit_report_, "tuning": getattr(model, "tuning_", {}),
+                       "fitted_config": model.config.to_dict(),
                        "training_curves": getattr(model, "training_curves_", {})}
         print(f"  variant {v}: fit {fit_s:.1f}s  " + "  ".join(
             f"{s} {results[s][metric]:.4f}" for s in segments), flush=True)

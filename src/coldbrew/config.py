@@ -456,10 +456,10 @@ class BlendConfig:
     Each source score is standardised per request, then mixed with weights that depend on
     how many events the user has (``warmth = n / (n + warmth_half)``); items without
     interactions use the ``new_item_*`` weights instead.  When ``tune`` is true
-    ``fit`` holds out the latest ``validation_share`` of events and picks the weights (and the
-    ALS ``alpha`` and decay half-life among a few candidates; both half-lives of
-    :class:`WeightingConfig` are then set from the pace of the shop's events) that maximise
-    NDCG@20 on it, then refits on everything; see :mod:`coldbrew.models.tuning`. ``tune_new_items = false`` keeps
+    ``fit`` holds out the latest ``validation_share`` of events and picks the weights that
+    maximise NDCG@20 on it (both half-lives of :class:`WeightingConfig` are set from the pace
+    of the shop's events: the spans holding its newest 50 % and 2.5 %), then refits on
+    everything; see :mod:`coldbrew.models.tuning`. ``tune_new_items = false`` keeps
     the ``new_item_*`` weights as configured while tuning the rest.
     """
 
