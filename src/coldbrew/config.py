@@ -275,14 +275,23 @@ class ALSConfig:
 class BridgeConfig:
     """The text -> CF bridge that places items without interactions in the CF space.
 
-    ``ridge``: L2 penalty of the linear map; ``neighbors``: text neighbours averaged by the
-    k-NN part; ``knn_share``: share of the k-NN estimate in the final factor (0..1).
+    ``ridge``: L2 penalty of the linear map, a number > 0 or ``"auto"`` (the default: chosen
+    among 0.1 .. 100 by leave-one-out error on the shop's warm items, see
+    :mod:`coldbrew.models.bridge`; 10 was the fixed default before); ``neighbors``: text
+    neighbours averaged by the k-NN part; ``knn_share``: share of the k-NN estimate in the
+    final factor (0..1); ``lexical_dim``: hashed-token features read beside the text vectors
+    (0 turns them off).
     """
 
-    ridge: float = 10.0
+    ridge: float | str = "auto"
     neighbors: int = 20
     knn_share: float = 0.5
     lexical_dim: int = 512
+
+    def __post_init__(self) -> None:
+        r = self.ridge
+        if not (r == "auto" or (isinstance(r, (int, float)) and not isinstance(r, bool) and r > 0)):
+            raise ConfigError(f'bridge.ridge: expected "auto" or a number > 0, got {r!r}')
 
 
 @dataclass(frozen=True)
@@ -585,6 +594,8 @@ def _check_scalar(f: dataclasses.Field[Any], value: Any, where: str) -> Any:
         if default is None or "None" in str(f.type):  # annotated `X | None`
             return None
         raise ConfigError(f"{where}: expected a value, got null")
+    if f.name == "ridge":  # "auto" or a number
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
     if f.name == "threads":
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ConfigError(f"{where}: expected a positive integer, got {value!r}")

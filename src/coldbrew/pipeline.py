@@ -227,6 +227,7 @@ class Recommender:
         else:  # no text at all: the bridge predicts the mean of the warm items
             self.bridge_.fit(np.zeros((1, self.text_vectors_.shape[1] + max(cfg.bridge.lexical_dim, 0)), np.float32),
                              targets[self.item_warm_][:1] if self.item_warm_.any() else targets[:1])
+        self.fit_report_["bridge_ridge"] = self.bridge_.ridge_
         self.item_factors_ = cf_items.copy()
         self.item_sources_ = self.graph_.item_sources_.copy() if self.graph_ is not None else None
         self.popularity_ = popularity

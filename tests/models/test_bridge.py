@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from coldbrew.config import BridgeConfig
-from coldbrew.errors import NotFittedError
-from coldbrew.models.bridge import TextToCFBridge
+from coldbrew.config import BridgeConfig, FitConfig
+from coldbrew.errors import ConfigError, NotFittedError
+from coldbrew.models.bridge import RIDGE_GRID, TextToCFBridge, choose_ridge
 
 
 def _unit(x):
@@ -38,3 +38,56 @@ def test_empty_text_gets_the_mean_target():
 def test_predict_before_fit_raises():
     with pytest.raises(NotFittedError):
         TextToCFBridge().predict(np.zeros((1, 3), np.float32))
+
+
+def _loo_brute_force(x: np.ndarray, y: np.ndarray, lam: float) -> float:
+    """Leave each row out, fit a ridge with an unpenalised intercept on the rest, predict it."""
+    residuals = []
+    for i in range(len(x)):
+        keep = np.arange(len(x)) != i
+        xm, ym = x[keep].mean(axis=0), y[keep].mean(axis=0)
+        xc, yc = x[keep] - xm, y[keep] - ym
+        w = np.linalg.solve(xc.T @ xc + lam * np.eye(x.shape[1]), xc.T @ yc)
+        residuals.append(y[i] - ((x[i] - xm) @ w + ym))
+    r = np.asarray(residuals)
+    return float(((r**2).mean(axis=0) / y.var(axis=0)).mean())
+
+
+def test_choose_ridge_errors_are_exact_leave_one_out():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(40, 6))
+    y = x @ rng.normal(size=(6, 2)) + rng.normal(scale=0.5, size=(40, 2)) + 3.0
+    _, errors = choose_ridge(x, y, grid=(0.1, 1.0, 10.0))
+    for lam, error in errors.items():
+        assert error == pytest.approx(_loo_brute_force(x, y, lam), rel=1e-6)
+
+
+def test_choose_ridge_follows_the_noise():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(300, 20))
+    clean = x @ rng.normal(size=(20, 3))
+    small, _ = choose_ridge(x, clean)
+    large, _ = choose_ridge(x, rng.normal(size=(300, 3)))  # targets unrelated to x
+    assert small == min(RIDGE_GRID) and large == max(RIDGE_GRID)
+
+
+def test_auto_ridge_is_recorded_and_a_fixed_one_is_kept():
+    rng = np.random.default_rng(3)
+    x = _unit(rng.normal(size=(200, 8))).astype(np.float32)
+    y = x @ rng.normal(size=(8, 2))
+    auto = TextToCFBridge().fit(x, y)
+    assert auto.config.ridge == "auto" and auto.ridge_ in RIDGE_GRID
+    assert set(auto.ridge_errors_) == set(RIDGE_GRID)
+    assert TextToCFBridge(BridgeConfig(ridge=7)).fit(x, y).ridge_ == 7.0
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, "big", True])
+def test_bridge_ridge_must_be_auto_or_positive(bad):
+    with pytest.raises(ConfigError, match="bridge.ridge"):
+        FitConfig.from_dict({"bridge": {"ridge": bad}})
+
+
+def test_bridge_ridge_from_a_config_file_dict():
+    assert FitConfig.from_dict({"bridge": {"ridge": 3}}).bridge.ridge == 3.0
+    assert FitConfig.from_dict({"bridge": {"ridge": "auto"}}).bridge.ridge == "auto"
+    assert FitConfig().bridge.ridge == "auto"
