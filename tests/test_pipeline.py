@@ -9,6 +9,7 @@ import pytest
 from coldbrew.config import BlendConfig, EncoderConfig, FitConfig
 from coldbrew.data import catalog_from_frame, events_from_frame
 from coldbrew.errors import DataError, NotFittedError, UnknownIdError
+from coldbrew.models.bridge import RIDGE_GRID
 from coldbrew.pipeline import Recommender
 from coldbrew.requests import HistoryEvent, Request
 
@@ -123,6 +124,8 @@ def test_events_on_unknown_items_are_counted_not_fatal():
 
     model = Recommender(FitConfig(blend=BlendConfig(tune=False))).fit(catalog, Events.concat([events, extra]), progress=False)
     assert model.fit_report_["unknown_item_events"] == 1
+    # the bridge's ridge penalty is chosen by leave-one-out ("auto") and reported
+    assert model.config.bridge.ridge == "auto" and model.fit_report_["bridge_ridge"] in RIDGE_GRID
 
 
 def test_no_matching_events_is_a_clear_error():

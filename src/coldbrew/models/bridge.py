@@ -10,8 +10,7 @@ leave-one-out error on the warm items themselves: with the eigendecomposition
 ``Xc^T Xc = V diag(s) V^T`` every penalty on the grid costs one (n, d) product, and the
 left-out residual of item i is ``(y_i - yhat_i) / (1 - h_ii)`` with the hat diagonal
 ``h_ii = sum_j (x_i . v_j)^2 / (s_j + lambda)`` (+ 1/n for the intercept). Each target column
-counts relative to its variance, so the many CF factor columns and the one popularity
-column have equal say per column. On UCI retail this picks 1 (new items 0.2406 -> 0.2456,
+counts relative to its variance, so the units of a target do not decide the choice. On UCI retail this picks 1 (new items 0.2406 -> 0.2456,
 random cold items 0.3039 -> 0.3157 against the fixed 10); on MovieLens it picks 10
 (benchmarks/RESULTS.md).
 """

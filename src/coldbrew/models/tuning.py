@@ -67,7 +67,7 @@ _K = 20
 # over to the test periods after it: the newest 50 % alone was as good or better on warm
 # users of four test sets (UCI temporal, UCI random cold items, a six-month UCI slice,
 # MovieLens) and lifted the UCI cold-item split by 11 %, for -1 % on UCI new items and fewer
-# fits (benchmarks/RESULTS.md, "Decay half-life"). A longer memory (the whole span) lost on
+# fits (benchmarks/RESULTS.md, "the decay half-life is no longer tuned"). A longer memory (the whole span) lost on
 # UCI warm users. One candidate, so the hold-out chooses the weights only.
 _CF_CANDIDATES = ((5.0, 0.5),)
 _TREND_SHARE = 0.025
