@@ -36,11 +36,25 @@ def test_fit_says_which_time_scales_it_chose(shop, tmp_path):
     assert out.returncode == 0, out.stderr
     assert "time scales: events weigh with a 45-day half-life, the trend with a 7-day half-life" \
         " (from [weighting])" in out.stderr
+    assert "new-product bridge (text -> CF): ridge penalty 3 (from [bridge])" in out.stderr
+
+
+def test_fit_says_how_it_chose_time_scales_and_bridge_penalty(shop, tmp_path, capsys):
+    from coldbrew.models.bridge import RIDGE_GRID
+
+    assert main(["fit", "--catalog", str(shop["catalog"]), "--events", str(shop["events_path"]),
+                 "--out", str(tmp_path / "m")]) == 0
+    err = capsys.readouterr().err
+    assert "(set from the pace of these events: the spans of their newest 50 % and 2.5 %)" in err
+    line = next(x for x in err.splitlines() if x.startswith("new-product bridge"))
+    assert line.endswith("(chosen by leave-one-out on the products with interactions)")
+    assert float(line.split("ridge penalty ")[1].split()[0]) in RIDGE_GRID
 
 
 def _config(tmp_path: Path) -> Path:
     path = tmp_path / "coldbrew.toml"
-    path.write_text("[weighting]\nhalf_life_days = 45\ntrend_half_life_days = 7\n[blend]\ntune = false\n")
+    path.write_text("[weighting]\nhalf_life_days = 45\ntrend_half_life_days = 7\n[blend]\ntune = false\n"
+                    "[bridge]\nridge = 3\n")
     return path
 
 

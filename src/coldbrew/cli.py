@@ -59,7 +59,13 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     _say(
         f"time scales: events weigh with {decay}, the trend with a"
         f" {weighting.trend_half_life_days:g}-day half-life"
-        + (" (tuned on a hold-out of these events)" if model.tuning_ else " (from [weighting])")
+        + (" (set from the pace of these events: the spans of their newest 50 % and 2.5 %)"
+           if model.tuning_ else " (from [weighting])")
+    )
+    ridge = model.config.bridge.ridge
+    _say(
+        f"new-product bridge (text -> CF): ridge penalty {fr['bridge_ridge']:g}"
+        + (" (chosen by leave-one-out on the products with interactions)" if ridge == "auto" else " (from [bridge])")
     )
     lora = fr.get("lora")
     if lora is not None:
