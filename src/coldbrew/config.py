@@ -152,6 +152,25 @@ class EncoderConfig:
         return self.threads if self.threads is not None else default_threads()
 
 
+def _check_contrastive(section: str, cfg: Any, positive: tuple[str, ...]) -> None:
+    """Checks shared by the contrastive trainers' sections (``[adapter]``, ``[lora]``).
+
+    ``positive``: the section's fields that must be numbers > 0.
+    """
+    for name in ("rank", "epochs", "history_length", "max_pairs"):
+        if getattr(cfg, name) < 1:
+            raise ConfigError(f"{section}.{name}: expected an integer >= 1, got {getattr(cfg, name)!r}")
+    if cfg.batch_size < 2:
+        raise ConfigError(f"{section}.batch_size: expected an integer >= 2, got {cfg.batch_size!r}")
+    if cfg.patience < 0:
+        raise ConfigError(f"{section}.patience: expected an integer >= 0, got {cfg.patience!r}")
+    for name in positive:
+        if not getattr(cfg, name) > 0:
+            raise ConfigError(f"{section}.{name}: expected a number > 0, got {getattr(cfg, name)!r}")
+    if not 0.0 <= cfg.validation_share < 1.0:
+        raise ConfigError(f"{section}.validation_share: expected a number in [0, 1), got {cfg.validation_share!r}")
+
+
 @dataclass(frozen=True)
 class AdapterConfig:
     """The text adapter (:mod:`coldbrew.text.adapter`): the frozen text space, adapted to the shop.
@@ -190,18 +209,7 @@ class AdapterConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("rank", "epochs", "history_length", "max_pairs"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"adapter.{name}: expected an integer >= 1, got {getattr(self, name)!r}")
-        if self.batch_size < 2:
-            raise ConfigError(f"adapter.batch_size: expected an integer >= 2, got {self.batch_size!r}")
-        if self.patience < 0:
-            raise ConfigError(f"adapter.patience: expected an integer >= 0, got {self.patience!r}")
-        for name in ("learning_rate", "temperature", "half_life_days"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"adapter.{name}: expected a number > 0, got {getattr(self, name)!r}")
-        if not 0.0 <= self.validation_share < 1.0:
-            raise ConfigError(f"adapter.validation_share: expected a number in [0, 1), got {self.validation_share!r}")
+        _check_contrastive("adapter", self, ("learning_rate", "temperature", "half_life_days"))
         if self.weight_decay < 0:
             raise ConfigError(f"adapter.weight_decay: expected a number >= 0, got {self.weight_decay!r}")
 
@@ -240,18 +248,7 @@ class LoraConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("rank", "epochs", "history_length", "max_pairs"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"lora.{name}: expected an integer >= 1, got {getattr(self, name)!r}")
-        if self.batch_size < 2:
-            raise ConfigError(f"lora.batch_size: expected an integer >= 2, got {self.batch_size!r}")
-        if self.patience < 0:
-            raise ConfigError(f"lora.patience: expected an integer >= 0, got {self.patience!r}")
-        for name in ("alpha", "learning_rate", "temperature", "half_life_days"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"lora.{name}: expected a number > 0, got {getattr(self, name)!r}")
-        if not 0.0 <= self.validation_share < 1.0:
-            raise ConfigError(f"lora.validation_share: expected a number in [0, 1), got {self.validation_share!r}")
+        _check_contrastive("lora", self, ("alpha", "learning_rate", "temperature", "half_life_days"))
         if not self.modules():
             raise ConfigError(f"lora.target_modules: expected comma-separated module names, got {self.target_modules!r}")
 
