@@ -142,6 +142,31 @@ def test_tuning_runs_and_records_its_scores():
     assert model.recommend([Request("r", "u", _hist("t1"))], k=1)[0].items[0] in {"t2", "t3"}
 
 
+def test_tune_new_items_false_keeps_the_new_item_weights_and_nothing_else_moves():
+    """The hold-out's new-item weights are not applied anywhere when tune_new_items is false."""
+    from coldbrew.data import Events
+
+    catalog, events = _shop(n_users=600)
+    late = ["s4", "t4", "w4"]
+    extra_catalog, _ = catalog_from_frame(pd.DataFrame({"item_id": late, "title": ["trail running vest", "matcha tea", "rose wine"]}))
+    from coldbrew.pipeline import _concat_catalogs
+
+    catalog = _concat_catalogs(catalog, extra_catalog)
+    end = int(events.timestamps.max())
+    rows = [(f"u{u}", late[(u // 3) % 3], end + 10 + u, "purchase") for u in range(0, 600, 3)]
+    late_events, _ = events_from_frame(pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp", "event"]))
+    events = Events.concat([events, late_events])
+    fixed = BlendConfig(tune_new_items=False, new_item_content=3.0, new_item_cf=0.7, new_item_popularity=0.3)
+    kept = Recommender(FitConfig(blend=fixed)).fit(catalog, events, progress=False)
+    tuned = Recommender(FitConfig()).fit(catalog, events, progress=False)
+    label = next(iter(kept.tuning_))
+    assert "new_items" in kept.tuning_[label]  # the hold-out did have new items to score
+    b, t = kept.config.blend, tuned.config.blend
+    assert (b.new_item_content, b.new_item_cf, b.new_item_popularity) == (3.0, 0.7, 0.3)
+    assert [getattr(b, f"warm_{s}") for s in ("content", "cooccurrence", "cf", "popularity")] == \
+        [getattr(t, f"warm_{s}") for s in ("content", "cooccurrence", "cf", "popularity")]
+
+
 def test_tuned_half_lives_follow_the_pace_of_the_shop():
     """The same shop, ten times slower: the tuned time scales are ten times longer."""
     from coldbrew.data.weighting import recent_span_days

@@ -215,8 +215,9 @@ def tune(model: Recommender, catalog: Catalog, events: Events, text_vectors: np.
             rows[name] = z, allowed, relevant = _rows(inner, segment)
             w, value = _coordinate_ascent(z, allowed, relevant, _SEGMENT_SOURCES[name], _CONTENT_FLOOR.get(name, 0.0))
             scores[label][name] = round(value, 5)
-            if name == "new_items" and base.blend.tune_new_items:
-                updates.update(new_item_content=float(w[0]), new_item_cf=float(w[2]), new_item_popularity=float(w[3]))
+            if name == "new_items":  # kept as configured unless tune_new_items
+                if base.blend.tune_new_items:
+                    updates.update(new_item_content=float(w[0]), new_item_cf=float(w[2]), new_item_popularity=float(w[3]))
             else:
                 prefix = "cold" if name == "new_users" else "warm"
                 updates.update({f"{prefix}_{s}": float(v) for s, v in zip(SOURCES, w)})
