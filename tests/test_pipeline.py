@@ -226,3 +226,70 @@ def test_retrieval_indexes_grow_with_added_items_instead_of_being_rebuilt():
     rec = model.recommend([Request("b", "u", _hist("s1", "s2", "s3"), text="running shoes")], k=1)[0]
     assert model._indexes["content"] is index and len(index) == 10
     assert rec.items == ["s9"]
+
+
+# ---------------------------------------------------------------- new products, nearest history item
+_TEA_SHOP = {"g": "green tea leaves", "o": "oolong tea", "j": "jasmine tea", "b": "black tea bags",
+             "m": "red enamel coffee mug", "s1": "trail running shoes", "s2": "road running shoes",
+             "s3": "running socks", "w1": "red wine", "w2": "white wine"}
+_TEA_NEW = {"m2": "blue enamel coffee mug", "wt": "white tea"}
+
+
+def _tea_shop():
+    rng = np.random.default_rng(0)
+    groups = [["g", "o", "j", "b", "m"], ["s1", "s2", "s3"], ["w1", "w2"]]
+    rows = [(f"u{u}", groups[u % 3][int(rng.integers(0, len(groups[u % 3])))], 1_700_000_000 + u * 100 + j, "purchase")
+            for u in range(90) for j in range(4)]
+    catalog, _ = catalog_from_frame(pd.DataFrame({"item_id": list(_TEA_SHOP), "title": list(_TEA_SHOP.values())}))
+    events, _ = events_from_frame(pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp", "event"]))
+    new, _ = catalog_from_frame(pd.DataFrame({"item_id": list(_TEA_NEW), "title": list(_TEA_NEW.values())}))
+    return catalog, events, new
+
+
+@pytest.mark.parametrize("nearest", [True, False])
+def test_a_new_product_is_matched_to_the_nearest_history_item_not_the_average(nearest):
+    """Four teas and one red mug bought: the new blue mug is the red mug's sibling, the new
+    white tea is merely close to the average of the history. Content decides alone here."""
+    catalog, events, new = _tea_shop()
+    blend = BlendConfig(tune=False, new_item_content=1.0, new_item_cf=0.0, new_item_popularity=0.0,
+                        new_item_nearest=nearest)
+    model = Recommender(FitConfig(blend=blend)).fit(catalog, events, progress=False)
+    model.add_items(new)
+    v = model.text_vectors_
+    hist_idx, new_idx = model.item_map_.lookup(["g", "o", "j", "b", "m"]), model.item_map_.lookup(["m2", "wt"])
+    cos = v[hist_idx] @ v[new_idx].T
+    profile = v[hist_idx].sum(axis=0)
+    # the fixture holds what the test is about: nearest and average disagree
+    assert cos.max(axis=0).argmax() == 0 and (profile @ v[new_idx].T).argmax() == 1
+    rec = model.recommend([Request("r", "x", _hist("g", "o", "j", "b", "m"), candidates=tuple(_TEA_NEW))], k=2)[0]
+    assert rec.items == (["m2", "wt"] if nearest else ["wt", "m2"])
+    assert rec.reasons[0].startswith("new arrival like")
+    assert not any(r.startswith("often bought with") for r in rec.reasons)  # nobody bought a new product yet
+
+
+def test_new_products_score_the_same_added_at_once_or_one_by_one_and_on_both_scoring_paths():
+    from dataclasses import replace
+
+    from coldbrew.config import RetrievalConfig
+
+    catalog, events, new = _tea_shop()
+    config = FitConfig(blend=BlendConfig(tune=False, new_item_nearest=True))
+    at_once = Recommender(config).fit(catalog, events, progress=False)
+    at_once.add_items(new)
+    one_by_one = Recommender(config).fit(catalog, events, progress=False)
+    req = Request("r", "x", _hist("g", "m"), candidates=tuple(_TEA_NEW))
+    for item in _TEA_NEW:  # each recommend builds or extends the new items' neighbour lists
+        one_by_one.add_items(new.subset(np.array([new.item_ids.tolist().index(item)])))
+        one_by_one.recommend([req], k=1)
+    assert one_by_one._neighbors["cold"].tolist() == one_by_one.item_map_.lookup(list(_TEA_NEW)).tolist()
+    a, b = at_once.recommend([req], k=2)[0], one_by_one.recommend([req], k=2)[0]
+    assert a.items == b.items
+    np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5, atol=1e-6)
+    large = Recommender(replace(config, retrieval=RetrievalConfig(dense_limit=0, per_source=4, index="exact")))
+    large.fit(catalog, events, progress=False)
+    large.add_items(new)
+    c = large.recommend([req], k=2)[0]
+    assert c.items == a.items
+    mixed = Request("s", "y", _hist("g", "o", "m"))
+    idx = at_once.item_map_.lookup(list(_TEA_NEW) + ["j", "b"])[None, :]
+    np.testing.assert_allclose(at_once.score_items([mixed], idx), large.score_items([mixed], idx), rtol=1e-5, atol=1e-6)

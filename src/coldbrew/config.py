@@ -467,6 +467,12 @@ class BlendConfig:
     of the shop's events: the spans holding its newest 50 % and 2.5 %), then refits on
     everything; see :mod:`coldbrew.models.tuning`. ``tune_new_items = false`` keeps
     the ``new_item_*`` weights as configured while tuning the rest.
+
+    ``new_item_nearest`` (default false): for items without interactions the content source
+    orders them by text similarity to the shopper's *nearest* history item (and own words)
+    rather than to the mean of their history (:mod:`coldbrew.models.neighbors`). It lifts the
+    random cold-item protocol and costs new arrivals and warm users on UCI retail, so it is
+    off by default (benchmarks/RESULTS.md).
     """
 
     tune: bool = True
@@ -484,6 +490,7 @@ class BlendConfig:
     new_item_content: float = 1.0
     new_item_cf: float = 1.0
     new_item_popularity: float = 0.5
+    new_item_nearest: bool = False
 
 
 @dataclass(frozen=True)

@@ -179,6 +179,7 @@ class Recommender:
         """
         cfg = self.config
         self._indexes: dict[str, object] = {}
+        self._neighbors = None
         self.item_map_ = IdMap(catalog.item_ids, kind="item")
         self.catalog_ = catalog
         self.text_vectors_ = np.ascontiguousarray(text_vectors, dtype=np.float32)
@@ -494,12 +495,61 @@ class Recommender:
         profile = _normalise(_normalise(profile) + batch.text_vectors)
         return user_factors, damped, profile
 
+    def _new_item_neighbors(self) -> tuple[np.ndarray, sp.csr_matrix]:
+        """Items without interactions (c,) and their nearest products by text (n_items, c) weights.
+
+        Built on first use after a fit or load; items added with ``add_items`` are merged in
+        (new columns for them, and each older list takes them as candidates) without a rebuild.
+        """
+        from coldbrew.models import neighbors as nb
+
+        n = len(self.item_map_)
+        cold = np.flatnonzero(~self.item_warm_)
+        cache = getattr(self, "_neighbors", None)
+        if cache is not None and cache["n"] < n and np.array_equal(cold[: len(cache["cold"])], cache["cold"]) \
+                and (len(cold) == len(cache["cold"]) or cold[len(cache["cold"])] >= cache["n"]):
+            added = np.arange(cache["n"], n)
+            ids, sims = nb.merge_neighbors(cache["ids"], cache["sims"], self.text_vectors_, cache["cold"], added)
+            new_ids, new_sims = nb.text_neighbors(self.text_vectors_, cold[len(cache["cold"]):])
+            cache = {"n": n, "cold": cold, "ids": np.vstack([ids, new_ids]), "sims": np.vstack([sims, new_sims])}
+        elif cache is None or cache["n"] != n or not np.array_equal(cold, cache["cold"]):
+            ids, sims = nb.text_neighbors(self.text_vectors_, cold)
+            cache = {"n": n, "cold": cold, "ids": ids, "sims": sims}
+        if "weights" not in cache:
+            cache["weights"] = nb.neighbor_matrix(cache["ids"], cache["sims"], n)
+            self._neighbors = cache
+        return cache["cold"], cache["weights"]
+
+    def _new_item_content(self, strengths: sp.csr_matrix, text_vectors: np.ndarray, has_text: np.ndarray,
+                          profile: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Content scores of the items without interactions: ``(positions (c,), scores (n, c))``.
+
+        The request's profile cosines of these items, re-ordered by nearest-history-item
+        similarity (:mod:`coldbrew.models.neighbors`); ``None`` when ``blend.new_item_nearest``
+        is off or every item has interactions.
+        """
+        if not self.config.blend.new_item_nearest or self.item_warm_.all():
+            return None
+        from coldbrew.models import neighbors as nb
+
+        cold, weights = self._new_item_neighbors()
+        cold_vectors = self.text_vectors_[cold]
+        words = None
+        if has_text.any():
+            words = np.full((len(has_text), len(cold)), np.nan, dtype=np.float32)
+            words[has_text] = text_vectors[has_text] @ cold_vectors.T
+        nearest = nb.nearest_scores(strengths, weights, words)
+        return cold, nb.match_quantiles(profile @ cold_vectors.T, nearest)
+
     def _sources(self, batch: _Batch) -> dict[str, np.ndarray]:
         """Raw source scores, each (n, n_items) float32."""
         user_factors, damped, profile = self._profiles(batch)
         cf = _item_scores(user_factors, self.item_factors_)
         cooc = np.asarray((damped @ self.cooccurrence_).todense(), dtype=np.float32)
         content = _item_scores(profile, self.text_vectors_)
+        new_items = self._new_item_content(batch.strengths, batch.text_vectors, batch.has_text, profile)
+        if new_items is not None:
+            content[:, new_items[0]] = new_items[1]
         pop = np.broadcast_to(self.popularity_, cf.shape)
         return {"content": content, "cooccurrence": cooc, "cf": cf, "popularity": pop}
 
@@ -539,6 +589,10 @@ class Recommender:
         batch = self._batch(chunk, dense=False)
         user_factors, damped, profile = self._profiles(batch)
         cooc = (damped @ self.cooccurrence_).tocsr()
+        new_items = self._new_item_content(batch.strengths, batch.text_vectors, batch.has_text, profile)
+        slot = np.full(n_items, -1, dtype=np.int64)  # item -> its column in new_items[1]
+        if new_items is not None:
+            slot[new_items[0]] = np.arange(len(new_items[0]))
         blocked_all = []
         for req in chunk:
             blocked = self.item_map_.lookup([h.item_id for h in req.history] + list(req.exclude))
@@ -571,8 +625,12 @@ class Recommender:
             c_sum, c_sq = cooc.data[lo:hi].sum(), np.square(cooc.data[lo:hi]).sum()
             c_mean = c_sum / n_items
             c_std = np.sqrt(max(c_sq / n_items - c_mean**2, 0.0))
+            content = profile[r] @ self.text_vectors_[pool].T
+            if new_items is not None:
+                at = slot[pool]
+                content[at >= 0] = new_items[1][r, at[at >= 0]]
             raw = {
-                "content": (profile[r] @ self.text_vectors_[pool].T, *(v[r] for v in stats["content"])),
+                "content": (content, *(v[r] for v in stats["content"])),
                 "cooccurrence": (row_cooc, c_mean, c_std),
                 "cf": (user_factors[r] @ self.item_factors_[pool].T, *(v[r] for v in stats["cf"])),
                 "popularity": (self.popularity_[pool], pop_mean, pop_std),
@@ -690,7 +748,8 @@ class Recommender:
         lo, hi = batch.strengths.indptr[r], batch.strengths.indptr[r + 1]
         hist = batch.strengths.indices[lo:hi]
         items = np.asarray(items, dtype=np.int64)
-        sources = [SOURCES[int(s)] for s in np.argmax(parts, axis=0)] if len(items) else []
+        # A source with no weight for an item (co-occurrence for a new product) is never its reason.
+        sources = [SOURCES[int(s)] for s in np.argmax(np.where(parts != 0, parts, -np.inf), axis=0)] if len(items) else []
         anchors: dict[str, np.ndarray] = {}
         if len(hist):
             needed = set(sources)
@@ -774,8 +833,16 @@ class Recommender:
         batch = self._batch(requests, dense=False)
         user_factors, damped, profile = self._profiles(batch)
         cooc = (damped @ self.cooccurrence_).tocsr()
+        content = np.einsum("nd,nmd->nm", profile, self.text_vectors_[safe])
+        new_items = self._new_item_content(batch.strengths, batch.text_vectors, batch.has_text, profile)
+        if new_items is not None:
+            slot = np.full(len(self.item_map_), -1, dtype=np.int64)
+            slot[new_items[0]] = np.arange(len(new_items[0]))
+            at = np.where(valid, slot[safe], -1)
+            rows = np.broadcast_to(np.arange(len(safe))[:, None], safe.shape)
+            content[at >= 0] = new_items[1][rows[at >= 0], at[at >= 0]]
         raw = {
-            "content": np.einsum("nd,nmd->nm", profile, self.text_vectors_[safe]),
+            "content": content,
             "cooccurrence": np.vstack([cooc[r].toarray()[0, safe[r]] for r in range(len(safe))]) if len(safe) else safe.astype(np.float32),
             "cf": np.einsum("nf,nmf->nm", user_factors, self.item_factors_[safe]),
             "popularity": self.popularity_[safe],

@@ -341,6 +341,7 @@ def update_model_items(model: Any, catalog: Any) -> int:
         getattr(model.catalog_, name)[positions] = getattr(catalog, name)[rows]
     model.text_vectors_[positions] = model.encode(catalog.subset(rows).texts())
     model._indexes = {}  # vectors changed in place: ANN indexes are rebuilt on next use
+    model._neighbors = None  # and so are the new items' text neighbours
     model._fill_cold_items(positions[~model.item_warm_[positions]])  # also resets cached statistics
     return int(len(positions))
 
