@@ -598,7 +598,7 @@ def _check_scalar(f: dataclasses.Field[Any], value: Any, where: str) -> Any:
         if default is None or "None" in str(f.type):  # annotated `X | None`
             return None
         raise ConfigError(f"{where}: expected a value, got null")
-    if f.name == "ridge":  # "auto" or a number
+    if str(f.type) == "float | str":  # a number or a keyword such as "auto" (checked by the section)
         return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
     if f.name == "threads":
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:

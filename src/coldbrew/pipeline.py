@@ -506,27 +506,29 @@ class Recommender:
         n = len(self.item_map_)
         cold = np.flatnonzero(~self.item_warm_)
         cache = getattr(self, "_neighbors", None)
-        if cache is not None and cache["n"] < n and np.array_equal(cold[: len(cache["cold"])], cache["cold"]) \
-                and (len(cold) == len(cache["cold"]) or cold[len(cache["cold"])] >= cache["n"]):
-            added = np.arange(cache["n"], n)
-            ids, sims = nb.merge_neighbors(cache["ids"], cache["sims"], self.text_vectors_, cache["cold"], added)
-            new_ids, new_sims = nb.text_neighbors(self.text_vectors_, cold[len(cache["cold"]):])
-            cache = {"n": n, "cold": cold, "ids": np.vstack([ids, new_ids]), "sims": np.vstack([sims, new_sims])}
-        elif cache is None or cache["n"] != n or not np.array_equal(cold, cache["cold"]):
+        if cache is not None and cache["n"] == n and np.array_equal(cold, cache["cold"]):
+            return cold, cache["weights"]
+        old = cache["cold"] if cache is not None else np.zeros(0, np.int64)
+        grown = (cache is not None and cache["n"] < n and len(cold) >= len(old)
+                 and np.array_equal(cold[: len(old)], old) and bool((cold[len(old):] >= cache["n"]).all()))
+        if grown:  # only appended items since the lists were built
+            ids, sims = nb.merge_neighbors(cache["ids"], cache["sims"], self.text_vectors_, old, np.arange(cache["n"], n))
+            new_ids, new_sims = nb.text_neighbors(self.text_vectors_, cold[len(old):])
+            ids, sims = np.vstack([ids, new_ids]), np.vstack([sims, new_sims])
+        else:
             ids, sims = nb.text_neighbors(self.text_vectors_, cold)
-            cache = {"n": n, "cold": cold, "ids": ids, "sims": sims}
-        if "weights" not in cache:
-            cache["weights"] = nb.neighbor_matrix(cache["ids"], cache["sims"], n)
-            self._neighbors = cache
-        return cache["cold"], cache["weights"]
+        self._neighbors = {"n": n, "cold": cold, "ids": ids, "sims": sims, "weights": nb.neighbor_matrix(ids, sims, n)}
+        return cold, self._neighbors["weights"]
 
-    def _new_item_content(self, strengths: sp.csr_matrix, text_vectors: np.ndarray, has_text: np.ndarray,
-                          profile: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """Content scores of the items without interactions: ``(positions (c,), scores (n, c))``.
+    def _new_item_content(self, batch: _Batch, profile: np.ndarray,
+                          content: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+        """Content scores of the items without interactions: ``(slot (n_items,), scores (n, c))``.
 
-        The request's profile cosines of these items, re-ordered by nearest-history-item
-        similarity (:mod:`coldbrew.models.neighbors`); ``None`` when ``blend.new_item_nearest``
-        is off or every item has interactions.
+        ``slot[i]`` is item i's column in ``scores`` (-1: an item with interactions). The
+        request's profile cosines of these items (taken from ``content`` (n, n_items) when
+        already computed), re-ordered by nearest-history-item similarity
+        (:mod:`coldbrew.models.neighbors`); ``None`` when ``blend.new_item_nearest`` is off or
+        every item has interactions.
         """
         if not self.config.blend.new_item_nearest or self.item_warm_.all():
             return None
@@ -535,11 +537,14 @@ class Recommender:
         cold, weights = self._new_item_neighbors()
         cold_vectors = self.text_vectors_[cold]
         words = None
-        if has_text.any():
-            words = np.full((len(has_text), len(cold)), np.nan, dtype=np.float32)
-            words[has_text] = text_vectors[has_text] @ cold_vectors.T
-        nearest = nb.nearest_scores(strengths, weights, words)
-        return cold, nb.match_quantiles(profile @ cold_vectors.T, nearest)
+        if batch.has_text.any():
+            words = np.full((len(batch.has_text), len(cold)), np.nan, dtype=np.float32)
+            words[batch.has_text] = batch.text_vectors[batch.has_text] @ cold_vectors.T
+        nearest = nb.nearest_scores(batch.strengths, weights, words)
+        target = content[:, cold] if content is not None else profile @ cold_vectors.T
+        slot = np.full(len(self.item_map_), -1, dtype=np.int64)
+        slot[cold] = np.arange(len(cold))
+        return slot, nb.match_quantiles(target, nearest)
 
     def _sources(self, batch: _Batch) -> dict[str, np.ndarray]:
         """Raw source scores, each (n, n_items) float32."""
@@ -547,9 +552,9 @@ class Recommender:
         cf = _item_scores(user_factors, self.item_factors_)
         cooc = np.asarray((damped @ self.cooccurrence_).todense(), dtype=np.float32)
         content = _item_scores(profile, self.text_vectors_)
-        new_items = self._new_item_content(batch.strengths, batch.text_vectors, batch.has_text, profile)
+        new_items = self._new_item_content(batch, profile, content)
         if new_items is not None:
-            content[:, new_items[0]] = new_items[1]
+            content[:, new_items[0] >= 0] = new_items[1]
         pop = np.broadcast_to(self.popularity_, cf.shape)
         return {"content": content, "cooccurrence": cooc, "cf": cf, "popularity": pop}
 
@@ -589,10 +594,7 @@ class Recommender:
         batch = self._batch(chunk, dense=False)
         user_factors, damped, profile = self._profiles(batch)
         cooc = (damped @ self.cooccurrence_).tocsr()
-        new_items = self._new_item_content(batch.strengths, batch.text_vectors, batch.has_text, profile)
-        slot = np.full(n_items, -1, dtype=np.int64)  # item -> its column in new_items[1]
-        if new_items is not None:
-            slot[new_items[0]] = np.arange(len(new_items[0]))
+        new_items = self._new_item_content(batch, profile)
         blocked_all = []
         for req in chunk:
             blocked = self.item_map_.lookup([h.item_id for h in req.history] + list(req.exclude))
@@ -627,7 +629,7 @@ class Recommender:
             c_std = np.sqrt(max(c_sq / n_items - c_mean**2, 0.0))
             content = profile[r] @ self.text_vectors_[pool].T
             if new_items is not None:
-                at = slot[pool]
+                at = new_items[0][pool]
                 content[at >= 0] = new_items[1][r, at[at >= 0]]
             raw = {
                 "content": (content, *(v[r] for v in stats["content"])),
@@ -834,11 +836,9 @@ class Recommender:
         user_factors, damped, profile = self._profiles(batch)
         cooc = (damped @ self.cooccurrence_).tocsr()
         content = np.einsum("nd,nmd->nm", profile, self.text_vectors_[safe])
-        new_items = self._new_item_content(batch.strengths, batch.text_vectors, batch.has_text, profile)
+        new_items = self._new_item_content(batch, profile)
         if new_items is not None:
-            slot = np.full(len(self.item_map_), -1, dtype=np.int64)
-            slot[new_items[0]] = np.arange(len(new_items[0]))
-            at = np.where(valid, slot[safe], -1)
+            at = np.where(valid, new_items[0][safe], -1)
             rows = np.broadcast_to(np.arange(len(safe))[:, None], safe.shape)
             content[at >= 0] = new_items[1][rows[at >= 0], at[at >= 0]]
         raw = {
