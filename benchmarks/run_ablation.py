@@ -48,6 +48,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no tuning": {"blend": {"tune": False}},
     "no lexical bridge": {"bridge": {"lexical_dim": 0}},
     "fixed new-item weights": {"blend": {"tune_new_items": False}},
+    "no nearest-item shelves": {"blend": {"new_item_nearest": False}},
     "+ranker=multitask": {"ranker": {"kind": "multitask"}},
     "+ranker=lambdarank": {"ranker": {"kind": "lambdarank"}},
     "+graph (LightGCN)": {"graph": {"enabled": True}},

@@ -201,6 +201,7 @@ def test_unknown_key_in_json(tmp_path):
         ("encoder", "name", "3.5"),
         ("encoder", "threads", '"four"'),
         ("encoder", "threads", "2.5"),
+        ("blend", "shelf_cf", '"high"'),
     ],
 )
 def test_wrong_type_names_section_and_key(tmp_path, section, key, value):
@@ -218,10 +219,12 @@ def test_null_for_a_required_number_is_a_type_error(tmp_path):
 
 def test_null_is_allowed_where_the_default_is_none(tmp_path):
     path = _write(tmp_path, json.dumps({"weighting": {"half_life_days": None},
-                                        "encoder": {"threads": None}}), "c.json")
+                                        "encoder": {"threads": None},
+                                        "blend": {"shelf_content": None, "shelf_cf": 2}}), "c.json")
     config = load_config(path)
     assert config.weighting.half_life_days is None
     assert config.encoder.threads is None
+    assert config.blend.shelf_content is None and config.blend.shelf_cf == 2.0
 
 
 def test_section_that_is_not_a_table(tmp_path):

@@ -163,6 +163,7 @@ def test_tune_new_items_false_keeps_the_new_item_weights_and_nothing_else_moves(
     assert "new_items" in kept.tuning_[label]  # the hold-out did have new items to score
     b, t = kept.config.blend, tuned.config.blend
     assert (b.new_item_content, b.new_item_cf, b.new_item_popularity) == (3.0, 0.7, 0.3)
+    assert (b.shelf_content, b.shelf_cf, b.shelf_popularity) == (None, None, None)
     assert [getattr(b, f"warm_{s}") for s in ("content", "cooccurrence", "cf", "popularity")] == \
         [getattr(t, f"warm_{s}") for s in ("content", "cooccurrence", "cf", "popularity")]
 
@@ -293,3 +294,69 @@ def test_new_products_score_the_same_added_at_once_or_one_by_one_and_on_both_sco
     mixed = Request("s", "y", _hist("g", "o", "m"))
     idx = at_once.item_map_.lookup(list(_TEA_NEW) + ["j", "b"])[None, :]
     np.testing.assert_allclose(at_once.score_items([mixed], idx), large.score_items([mixed], idx), rtol=1e-5, atol=1e-6)
+
+
+def test_shelf_weights_rank_new_products_only_where_every_candidate_is_new():
+    """``shelf_*`` weights order a shelf of new products; beside other products new items keep
+    the ``new_item_*`` weights, on every scoring path."""
+    from dataclasses import replace
+
+    from coldbrew.config import RetrievalConfig
+
+    catalog, events, new = _tea_shop()
+    # listed: popularity alone (the same order for everyone); shelf: text alone
+    listed = dict(tune=False, new_item_content=0.0, new_item_cf=0.0, new_item_popularity=1.0, new_item_nearest=True)
+    configs = [FitConfig(blend=BlendConfig(**listed)),
+               FitConfig(blend=BlendConfig(**listed, shelf_content=1.0, shelf_cf=0.0, shelf_popularity=0.0))]
+    configs += [replace(c, retrieval=RetrievalConfig(dense_limit=0, per_source=4, index="exact")) for c in configs]
+    plain, shelved, plain_large, shelved_large = (Recommender(c).fit(catalog, events, progress=False) for c in configs)
+    for m in (plain, shelved, plain_large, shelved_large):
+        m.add_items(new)
+    hist = _hist("g", "o", "j", "b", "m")
+    shelf = Request("s", "x", hist, candidates=tuple(_TEA_NEW))
+    wine = Request("w", "y", _hist("w1", "w2"), candidates=tuple(_TEA_NEW))
+    # on the shelf the text decides: the blue mug is the sibling of the red mug bought, and the
+    # white tea is nearer to white wine
+    for m in (shelved, shelved_large):
+        assert [r.items for r in m.recommend([shelf, wine], k=2)] == [["m2", "wt"], ["wt", "m2"]]
+    new_idx = shelved.item_map_.lookup(list(_TEA_NEW))[None, :]
+    assert shelved.score_items([shelf], new_idx)[0].argmax() == 0
+    assert shelved.score_items([wine], new_idx)[0].argmax() == 1
+    # without shelf weights a shelf is ranked by the new-item weights: popularity, one order for all
+    assert len({tuple(r.items) for r in plain.recommend([shelf, wine], k=2)}) == 1
+    np.testing.assert_allclose(plain.recommend([shelf], k=2)[0].scores,
+                               np.sort(plain.score_items([shelf], new_idx)[0])[::-1], rtol=1e-5, atol=1e-6)
+    # beside products with events, new products keep the new-item weights: shelf weights change nothing
+    for req in (Request("m", "x", hist, candidates=tuple(_TEA_NEW) + ("w1",)), Request("e", "x", hist)):
+        for a, b in ((plain, shelved), (plain_large, shelved_large)):
+            ra, rb = a.recommend([req], k=12)[0], b.recommend([req], k=12)[0]
+            assert ra.items == rb.items and "m2" in ra.items
+            np.testing.assert_allclose(ra.scores, rb.scores, rtol=1e-5, atol=1e-6)
+    mixed_idx = shelved.item_map_.lookup(list(_TEA_NEW) + ["w1"])[None, :]
+    np.testing.assert_allclose(plain.score_items([shelf], mixed_idx), shelved.score_items([shelf], mixed_idx),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_tuning_chooses_shelf_weights_beside_the_ordinary_new_item_weights():
+    """With enough products for a random cold start in the hold-out, fit tunes new products
+    twice: in ordinary lists (plain content) and on shelves (nearest history item)."""
+    rng = np.random.default_rng(1)
+    colours = ["red", "blue", "green", "black", "white", "pink"]
+    groups = {"mug": "enamel coffee mug", "tea": "loose leaf tea", "shoe": "trail running shoe",
+              "wine": "bottle of wine"}
+    titles = {f"{g}{c}": f"{colour} {name}" for g, name in groups.items() for c, colour in enumerate(colours)}
+    ids = list(titles)
+    rows = []
+    for u in range(400):
+        g = list(groups)[u % 4]
+        for j in range(5):
+            rows.append((f"u{u}", f"{g}{int(rng.integers(0, 6))}", 1_700_000_000 + u * 1000 + j, "purchase"))
+    catalog, _ = catalog_from_frame(pd.DataFrame({"item_id": ids, "title": [titles[i] for i in ids]}))
+    events, _ = events_from_frame(pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp", "event"]))
+    model = Recommender(FitConfig()).fit(catalog, events, progress=False)
+    b = model.config.blend
+    assert {"new items: arrivals + random cold items", "shelves: arrivals + random cold items"} <= set(model.tuning_)
+    assert None not in (b.shelf_content, b.shelf_cf, b.shelf_popularity)
+    assert b.shelf_content >= 0.25 and b.new_item_content >= 0.25  # the content floor holds on both
+    off = Recommender(FitConfig.from_dict({"blend": {"new_item_nearest": False}})).fit(catalog, events, progress=False)
+    assert "shelves: arrivals + random cold items" not in off.tuning_ and off.config.blend.shelf_content is None

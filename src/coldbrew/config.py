@@ -466,13 +466,16 @@ class BlendConfig:
     maximise NDCG@20 on it (both half-lives of :class:`WeightingConfig` are set from the pace
     of the shop's events: the spans holding its newest 50 % and 2.5 %), then refits on
     everything; see :mod:`coldbrew.models.tuning`. ``tune_new_items = false`` keeps
-    the ``new_item_*`` weights as configured while tuning the rest.
+    the ``new_item_*`` and ``shelf_*`` weights as configured while tuning the rest.
 
-    ``new_item_nearest`` (default false): for items without interactions the content source
-    orders them by text similarity to the shopper's *nearest* history item (and own words)
-    rather than to the mean of their history (:mod:`coldbrew.models.neighbors`). It lifts the
-    random cold-item protocol and costs new arrivals and warm users on UCI retail, so it is
-    off by default (benchmarks/RESULTS.md).
+    A *shelf* is a request that may only get products without interactions (its candidates
+    are all new: a "new arrivals" shelf, the item cold-start protocol). On shelves the new
+    products are ordered with the ``shelf_*`` weights (``None``: the ``new_item_*`` ones), and
+    with ``new_item_nearest`` (default true) their content source reads how close each one is
+    to the shopper's *nearest* history item (and own words) rather than to the mean of their
+    history (:mod:`coldbrew.models.neighbors`). In every other list new products compete with
+    the rest of the catalog on the ``new_item_*`` weights and the plain content source.
+    Tuning chooses both sets (benchmarks/RESULTS.md, "nearest-item shelves").
     """
 
     tune: bool = True
@@ -490,7 +493,10 @@ class BlendConfig:
     new_item_content: float = 1.0
     new_item_cf: float = 1.0
     new_item_popularity: float = 0.5
-    new_item_nearest: bool = False
+    new_item_nearest: bool = True
+    shelf_content: float | None = None
+    shelf_cf: float | None = None
+    shelf_popularity: float | None = None
 
 
 @dataclass(frozen=True)
@@ -612,7 +618,7 @@ def _check_scalar(f: dataclasses.Field[Any], value: Any, where: str) -> Any:
         if not isinstance(value, int) or isinstance(value, bool):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         return value
-    if isinstance(default, float) or (default is None and "days" in f.name):
+    if isinstance(default, float) or (default is None and str(f.type).startswith("float")):
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         return float(value)

@@ -520,31 +520,37 @@ class Recommender:
         self._neighbors = {"n": n, "cold": cold, "ids": ids, "sims": sims, "weights": nb.neighbor_matrix(ids, sims, n)}
         return cold, self._neighbors["weights"]
 
-    def _new_item_content(self, batch: _Batch, profile: np.ndarray,
+    def _new_item_content(self, batch: _Batch, profile: np.ndarray, shelf: np.ndarray,
                           content: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
-        """Content scores of the items without interactions: ``(slot (n_items,), scores (n, c))``.
+        """Content scores of the items without interactions on shelf rows: ``(slot (n_items,),
+        scores (n, c))``.
 
-        ``slot[i]`` is item i's column in ``scores`` (-1: an item with interactions). The
-        request's profile cosines of these items (taken from ``content`` (n, n_items) when
-        already computed), re-ordered by nearest-history-item similarity
-        (:mod:`coldbrew.models.neighbors`); ``None`` when ``blend.new_item_nearest`` is off or
-        every item has interactions.
+        ``shelf`` (n,) bool: the rows that may only get new products (:meth:`_shelf`); other
+        rows of ``scores`` are not filled and must not be read. ``slot[i]`` is item i's column
+        in ``scores`` (-1: an item with interactions). The request's profile cosines of these
+        items (taken from ``content`` (n, n_items) when already computed), re-ordered by
+        nearest-history-item similarity (:mod:`coldbrew.models.neighbors`); ``None`` when
+        ``blend.new_item_nearest`` is off, no row is a shelf, or every item has interactions.
         """
-        if not self.config.blend.new_item_nearest or self.item_warm_.all():
+        if not self.config.blend.new_item_nearest or self.item_warm_.all() or not shelf.any():
             return None
         from coldbrew.models import neighbors as nb
 
         cold, weights = self._new_item_neighbors()
         cold_vectors = self.text_vectors_[cold]
+        rows = np.flatnonzero(shelf)
         words = None
-        if batch.has_text.any():
-            words = np.full((len(batch.has_text), len(cold)), np.nan, dtype=np.float32)
-            words[batch.has_text] = batch.text_vectors[batch.has_text] @ cold_vectors.T
-        nearest = nb.nearest_scores(batch.strengths, weights, words)
-        target = content[:, cold] if content is not None else profile @ cold_vectors.T
+        if batch.has_text[rows].any():
+            words = np.full((len(rows), len(cold)), np.nan, dtype=np.float32)
+            has_text = batch.has_text[rows]
+            words[has_text] = batch.text_vectors[rows[has_text]] @ cold_vectors.T
+        nearest = nb.nearest_scores(batch.strengths[rows], weights, words)
+        target = content[np.ix_(rows, cold)] if content is not None else profile[rows] @ cold_vectors.T
         slot = np.full(len(self.item_map_), -1, dtype=np.int64)
         slot[cold] = np.arange(len(cold))
-        return slot, nb.match_quantiles(target, nearest)
+        scores = np.zeros((len(shelf), len(cold)), dtype=np.float32)
+        scores[rows] = nb.match_quantiles(target, nearest)
+        return slot, scores
 
     def _sources(self, batch: _Batch) -> dict[str, np.ndarray]:
         """Raw source scores, each (n, n_items) float32."""
@@ -552,9 +558,11 @@ class Recommender:
         cf = _item_scores(user_factors, self.item_factors_)
         cooc = np.asarray((damped @ self.cooccurrence_).todense(), dtype=np.float32)
         content = _item_scores(profile, self.text_vectors_)
-        new_items = self._new_item_content(batch, profile, content)
+        shelf = self._shelf(batch.allowed)
+        new_items = self._new_item_content(batch, profile, shelf, content)
         if new_items is not None:
-            content[:, new_items[0] >= 0] = new_items[1]
+            rows = np.flatnonzero(shelf)
+            content[np.ix_(rows, np.flatnonzero(new_items[0] >= 0))] = new_items[1][rows]
         pop = np.broadcast_to(self.popularity_, cf.shape)
         return {"content": content, "cooccurrence": cooc, "cf": cf, "popularity": pop}
 
@@ -594,18 +602,25 @@ class Recommender:
         batch = self._batch(chunk, dense=False)
         user_factors, damped, profile = self._profiles(batch)
         cooc = (damped @ self.cooccurrence_).tocsr()
-        new_items = self._new_item_content(batch, profile)
-        blocked_all = []
-        for req in chunk:
+        blocked_all, pools, n_warm = [], [], int(self.item_warm_.sum())
+        shelf = np.zeros(len(chunk), dtype=bool)  # as _shelf: no item with interactions allowed
+        for r, req in enumerate(chunk):
             blocked = self.item_map_.lookup([h.item_id for h in req.history] + list(req.exclude))
-            blocked_all.append(blocked[blocked >= 0])
+            blocked_all.append(np.unique(blocked[blocked >= 0]))
+            if req.candidates is not None:
+                pool = self.item_map_.lookup(req.candidates)
+                pools.append(np.setdiff1d(pool[pool >= 0], blocked_all[r]))
+                shelf[r] = not self.item_warm_[pools[r]].any()
+            else:
+                pools.append(None)
+                shelf[r] = int(self.item_warm_[blocked_all[r]].sum()) == n_warm
+        new_items = self._new_item_content(batch, profile, shelf)
         # History and excluded items are excluded inside the ANN search so they use no slots.
         _, cf_ids = self._index("cf").search(user_factors, m, exclude=blocked_all)
         _, text_ids = self._index("content").search(profile, m, exclude=blocked_all)
         popular = np.argsort(-self.popularity_, kind="stable")[:m]
         weights = self._weights(batch.n_history)
         b = self.config.blend
-        item_weights = self._item_weights(b)
         stats = {}
         for name, queries in (("cf", user_factors), ("content", profile)):
             mean, cov = self._moments(name)
@@ -618,17 +633,16 @@ class Recommender:
         out = []
         for r, req in enumerate(chunk):
             lo, hi = cooc.indptr[r], cooc.indptr[r + 1]
-            if req.candidates is not None:
-                pool = self.item_map_.lookup(req.candidates)
-            else:
+            pool = pools[r]
+            if pool is None:
                 pool = np.concatenate([cf_ids[r], text_ids[r], cooc.indices[lo:hi], popular])
-            pool = np.setdiff1d(pool[pool >= 0], blocked_all[r])
+                pool = np.setdiff1d(pool[pool >= 0], blocked_all[r])
             row_cooc = np.asarray(cooc[r, pool].todense()).ravel() if len(pool) else np.zeros(0)
             c_sum, c_sq = cooc.data[lo:hi].sum(), np.square(cooc.data[lo:hi]).sum()
             c_mean = c_sum / n_items
             c_std = np.sqrt(max(c_sq / n_items - c_mean**2, 0.0))
             content = profile[r] @ self.text_vectors_[pool].T
-            if new_items is not None:
+            if new_items is not None and shelf[r]:
                 at = new_items[0][pool]
                 content[at >= 0] = new_items[1][r, at[at >= 0]]
             raw = {
@@ -638,6 +652,7 @@ class Recommender:
                 "popularity": (self.popularity_[pool], pop_mean, pop_std),
             }
             cold = ~self.item_warm_[pool]
+            item_weights = self._item_weights(b, shelf[r : r + 1])[0]
             parts = np.zeros((len(SOURCES), len(pool)), dtype=np.float32)
             zs = np.zeros((len(pool), len(SOURCES)), dtype=np.float32)
             for s_i, name in enumerate(SOURCES):
@@ -669,27 +684,40 @@ class Recommender:
     def _blend(self, sources: dict[str, np.ndarray], batch: _Batch, blend: BlendConfig | None = None) -> np.ndarray:
         """Blended scores (n, n_items) float32, -inf on disallowed items.
 
-        Items without interactions (new products) use the ``new_item_*`` weights: their CF
-        factors and popularity are the bridge's estimates, not observations. The per-source
+        Items without interactions (new products) use the ``new_item_*`` weights (``shelf_*``
+        on rows that may only get new products): their CF factors and popularity are the
+        bridge's estimates, not observations. The per-source
         parts behind a score are in :meth:`_parts` (computed for the shown items only).
         """
         b = blend or self.config.blend
         weights = self._weights(batch.n_history, b)
-        item_weights = self._item_weights(b)
+        item_weights = self._item_weights(b, self._shelf(batch.allowed))
         cold = np.flatnonzero(~self.item_warm_)
         total = np.zeros(batch.allowed.shape, dtype=np.float32)
         cold_total = np.zeros((len(total), len(cold)), dtype=np.float32)
         for s, name in enumerate(SOURCES):
             z = batch.standardised(name, sources[name])
             total += weights[:, s, None] * z
-            cold_total += item_weights[s] * z[:, cold]
+            cold_total += item_weights[:, s, None] * z[:, cold]
         total[:, cold] = cold_total
         total[~batch.allowed] = -np.inf
         return total
 
+    def _shelf(self, allowed: np.ndarray) -> np.ndarray:
+        """(n,) bool: rows of ``allowed`` (n, n_items) that may only get items without
+        interactions (a new-arrivals shelf: candidates that are all new products)."""
+        return ~allowed[:, self.item_warm_].any(axis=1)
+
     @staticmethod
-    def _item_weights(b: BlendConfig) -> np.ndarray:
-        return np.array([b.new_item_content, 0.0, b.new_item_cf, b.new_item_popularity], np.float32)
+    def _item_weights(b: BlendConfig, shelf: np.ndarray) -> np.ndarray:
+        """Weights (n, len(SOURCES)) of items without interactions: ``shelf_*`` on rows where
+        ``shelf`` (n,) is true (``None`` falls back to ``new_item_*``), ``new_item_*`` where
+        new items compete with the rest of the catalog. Co-occurrence is 0: they have none."""
+        listed = np.array([b.new_item_content, 0.0, b.new_item_cf, b.new_item_popularity], np.float32)
+        shelved = np.array([listed[0] if b.shelf_content is None else b.shelf_content, 0.0,
+                            listed[2] if b.shelf_cf is None else b.shelf_cf,
+                            listed[3] if b.shelf_popularity is None else b.shelf_popularity], np.float32)
+        return np.where(np.asarray(shelf, dtype=bool)[:, None], shelved, listed)
 
     def _parts(self, sources: dict[str, np.ndarray], batch: _Batch, r: int, items: np.ndarray,
                blend: BlendConfig | None = None) -> np.ndarray:
@@ -698,7 +726,7 @@ class Recommender:
         b = blend or self.config.blend
         items = np.asarray(items, dtype=np.int64)
         weights = self._weights(batch.n_history[r : r + 1], b)[0]
-        item_weights = self._item_weights(b)
+        item_weights = self._item_weights(b, self._shelf(batch.allowed[r : r + 1]))[0]
         cold = ~self.item_warm_[items]
         parts = np.zeros((len(SOURCES), len(items)), dtype=np.float32)
         for s, name in enumerate(SOURCES):
@@ -824,7 +852,7 @@ class Recommender:
         ``items`` int64 ``(n, m)`` item indices per request (``-1`` = no item). Unlike
         ``recommend``, history items are scored too. Each source is standardised over the
         row's items and mixed with the request's warmth weights (``new_item_*`` for items
-        without interactions). Returns float32 ``(n, m)``, ``-inf`` where ``items`` is -1.
+        without interactions, ``shelf_*`` on rows whose valid items all lack them). Returns float32 ``(n, m)``, ``-inf`` where ``items`` is -1.
         """
         self._check_fitted()
         items = np.asarray(items, dtype=np.int64)
@@ -836,9 +864,11 @@ class Recommender:
         user_factors, damped, profile = self._profiles(batch)
         cooc = (damped @ self.cooccurrence_).tocsr()
         content = np.einsum("nd,nmd->nm", profile, self.text_vectors_[safe])
-        new_items = self._new_item_content(batch, profile)
+        cold = ~self.item_warm_[safe]
+        shelf = ~(valid & ~cold).any(axis=1)
+        new_items = self._new_item_content(batch, profile, shelf)
         if new_items is not None:
-            at = np.where(valid, new_items[0][safe], -1)
+            at = np.where(valid & shelf[:, None], new_items[0][safe], -1)
             rows = np.broadcast_to(np.arange(len(safe))[:, None], safe.shape)
             content[at >= 0] = new_items[1][rows[at >= 0], at[at >= 0]]
         raw = {
@@ -849,11 +879,10 @@ class Recommender:
         }
         b = self.config.blend
         weights = self._weights(batch.n_history)
-        item_weights = self._item_weights(b)
-        cold = ~self.item_warm_[safe]
+        item_weights = self._item_weights(b, shelf)
         total = np.zeros(items.shape, dtype=np.float32)
         for s, name in enumerate(SOURCES):
-            w = np.where(cold, item_weights[s], weights[:, s, None])
+            w = np.where(cold, item_weights[:, s, None], weights[:, s, None])
             total += w * _standardise(raw[name].astype(np.float32), valid)
         total[~valid] = -np.inf
         return total

@@ -16,9 +16,12 @@ only the items that had no earlier events).
 * A product can be new in two ways: a new arrival (no earlier event at all) or a product
   whose history the model lacks (a random item cold start, the protocol of the cold-start
   literature). The two favour different blends — new arrivals are not yet popular, random
-  cold items often are — so the new-item weights are finally re-chosen on both at once: the
-  temporal new items above, plus a random ``_COLD_SHARE`` of the earlier period's items
-  whose events are hidden from one more fit (:func:`_cold_item_rows`).
+  cold items often are — so the new-item weights are finally re-chosen on both, with an
+  equal say (the mean of the two NDCGs): the temporal new items above, plus a random
+  ``_COLD_SHARE`` of the earlier period's items whose events are hidden from one more fit
+  (:func:`_cold_item_rows`). This is done twice: for new products in ordinary lists
+  (``new_item_*``, plain content) and for shelves of new products only (``shelf_*``, content
+  by the nearest history item when ``blend.new_item_nearest``).
 
 The NDCG here is computed in index space over a dense relevance matrix (fast enough to call
 hundreds of times); reports use :mod:`coldbrew.evaluation.metrics`.
@@ -102,19 +105,27 @@ def ndcg_dense(scores: np.ndarray, relevant: np.ndarray, k: int = _K) -> float:
     return float(np.mean(dcg / ideal))
 
 
-def _coordinate_ascent(z: np.ndarray, allowed: np.ndarray, relevant: np.ndarray, active: tuple[bool, ...],
+def _coordinate_ascent(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], active: tuple[bool, ...],
                        content_floor: float = 0.0) -> tuple[np.ndarray, float]:
     """Weights (S,) maximising NDCG@20 of ``sum_s w_s z_s`` over the log grid, one source at a
-    time; source 0 (content) never goes below ``content_floor``."""
+    time; source 0 (content) never goes below ``content_floor``.
+
+    ``parts``: one or more ``(z (S, n, m), allowed (n, m), relevant (n, m))`` row sets (from
+    :func:`_rows`); the objective is the mean of their NDCGs, so each part has an equal say
+    however many rows it has.
+    """
     w = np.array([1.0 if a else 0.0 for a in active], dtype=np.float32)
 
-    def score(weights: np.ndarray) -> float:
-        if not weights.any():
-            return -1.0
+    def ndcg(weights: np.ndarray, z: np.ndarray, allowed: np.ndarray, relevant: np.ndarray) -> float:
         total = np.where(allowed, np.float32(0.0), np.float32(-np.inf))
         for s in np.flatnonzero(weights):
             total += weights[s] * z[s]
         return ndcg_dense(total, relevant)
+
+    def score(weights: np.ndarray) -> float:
+        if not weights.any():
+            return -1.0
+        return float(np.mean([ndcg(weights, *part) for part in parts]))
 
     best = score(w)
     for _ in range(2):
@@ -133,11 +144,19 @@ def _coordinate_ascent(z: np.ndarray, allowed: np.ndarray, relevant: np.ndarray,
     return w, best
 
 
-def _rows(inner: Recommender, segment) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _rows(inner: Recommender, segment, nearest: bool | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Standardised sources (S, n, m), allowed (n, m) and relevant (n, m) of a segment's users
-    with at least one relevant item."""
+    with at least one relevant item. ``nearest``: score shelves of new products with
+    ``blend.new_item_nearest`` set so (``None``: as ``inner`` is configured)."""
     from coldbrew.pipeline import SOURCES, _standardise
 
+    if nearest is not None and nearest != inner.config.blend.new_item_nearest:
+        configured = inner.config
+        inner.config = replace(configured, blend=replace(configured.blend, new_item_nearest=nearest))
+        try:
+            return _rows(inner, segment)
+        finally:
+            inner.config = configured
     batch = inner._batch(segment.requests)
     sources = inner._sources(batch)
     z = np.stack([_standardise(sources[s], batch.allowed) for s in SOURCES])
@@ -150,9 +169,11 @@ def _rows(inner: Recommender, segment) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 
 def _cold_item_rows(model: Recommender, config: FitConfig, catalog: Catalog, train: Events,
-                    text_vectors: np.ndarray, adapter) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+                    text_vectors: np.ndarray, adapter) -> tuple[tuple, tuple | None] | None:
     """Rows of a random item cold start inside ``train``: hide every event of a random share of
-    its items, fit once, and rank only those items for users with other events."""
+    its items, fit once, and rank only those items for users with other events. Returns the
+    rows scored as ordinary lists score new products, and as shelves score them (``None`` when
+    that is the same: ``blend.new_item_nearest`` off)."""
     from coldbrew.evaluation.protocol import cold_item_segment
     from coldbrew.evaluation.splits import cold_item_split
     from coldbrew.pipeline import Recommender
@@ -168,7 +189,8 @@ def _cold_item_rows(model: Recommender, config: FitConfig, catalog: Catalog, tra
     inner._cache = model._cache
     inner._progress = False
     inner._fit_parts(catalog, split.train, text_vectors, adapter=adapter)
-    return _rows(inner, segment)
+    listed = _rows(inner, segment, nearest=False)
+    return listed, (_rows(inner, segment, nearest=True) if config.blend.new_item_nearest else None)
 
 
 def tune(model: Recommender, catalog: Catalog, events: Events, text_vectors: np.ndarray) -> TuningResult | None:
@@ -212,33 +234,49 @@ def tune(model: Recommender, catalog: Catalog, events: Events, text_vectors: np.
         scores[label] = {}
         rows = {}
         for name, segment in segments.items():
-            rows[name] = z, allowed, relevant = _rows(inner, segment)
-            w, value = _coordinate_ascent(z, allowed, relevant, _SEGMENT_SOURCES[name], _CONTENT_FLOOR.get(name, 0.0))
+            # new products are scored here as in ordinary lists; shelves are tuned after the loop
+            rows[name] = _rows(inner, segment, nearest=False)
+            if name == "new_items" and base.blend.new_item_nearest and base.blend.tune_new_items:
+                rows["new_items shelf"] = _rows(inner, segment, nearest=True)
+            w, value = _coordinate_ascent([rows[name]], _SEGMENT_SOURCES[name], _CONTENT_FLOOR.get(name, 0.0))
             scores[label][name] = round(value, 5)
             if name == "new_items":  # kept as configured unless tune_new_items
                 if base.blend.tune_new_items:
-                    updates.update(new_item_content=float(w[0]), new_item_cf=float(w[2]), new_item_popularity=float(w[3]))
+                    updates.update(_new_item_weights(w))
             else:
                 prefix = "cold" if name == "new_users" else "warm"
                 updates.update({f"{prefix}_{s}": float(v) for s, v in zip(SOURCES, w)})
         mean = float(np.mean(list(scores[label].values())))
         if mean > best_mean:
-            best_mean, best_rows = mean, rows.get("new_items")
+            best_mean, best_rows = mean, rows
             best_config = replace(base, als=config.als, weighting=config.weighting, blend=replace(base.blend, **updates))
     if best_config is None:
         return None
-    cold = None
-    if base.blend.tune_new_items:
-        cold = _cold_item_rows(model, replace(best_config, blend=replace(best_config.blend, tune=False)),
-                               catalog, split.train, text_vectors, adapter)
+    if not base.blend.tune_new_items:
+        return TuningResult(config=best_config, scores=scores, adapter=adapter)
+    # New products can be new in two ways: new arrivals, and products whose history the model
+    # lacks (random cold items). Equal say for both: the mean of their two NDCGs. Once for
+    # ordinary lists (new products beside the rest), once for shelves (only new products),
+    # where ``new_item_nearest`` orders them by the nearest history item.
+    cold = _cold_item_rows(model, replace(best_config, blend=replace(best_config.blend, tune=False)),
+                           catalog, split.train, text_vectors, adapter)
     if cold is not None:
-        # Equal say for new arrivals and random cold items (each at most _MAX_USERS rows).
-        parts = [cold] + ([best_rows] if best_rows is not None else [])
-        z = np.concatenate([p[0] for p in parts], axis=1)
-        allowed = np.concatenate([p[1] for p in parts])
-        relevant = np.concatenate([p[2] for p in parts])
-        w, value = _coordinate_ascent(z, allowed, relevant, _SEGMENT_SOURCES["new_items"], _CONTENT_FLOOR["new_items"])
-        scores["new items: arrivals + random cold items"] = {"new_items": round(value, 5)}
-        best_config = replace(best_config, blend=replace(
-            best_config.blend, new_item_content=float(w[0]), new_item_cf=float(w[2]), new_item_popularity=float(w[3])))
+        for label, cold_rows, arrivals, fields in (
+            ("new items: arrivals + random cold items", cold[0], best_rows.get("new_items"), _new_item_weights),
+            ("shelves: arrivals + random cold items", cold[1], best_rows.get("new_items shelf"), _shelf_weights),
+        ):
+            if cold_rows is None:
+                continue
+            parts = [cold_rows] + ([arrivals] if arrivals is not None else [])
+            w, value = _coordinate_ascent(parts, _SEGMENT_SOURCES["new_items"], _CONTENT_FLOOR["new_items"])
+            scores[label] = {"new_items": round(value, 5)}
+            best_config = replace(best_config, blend=replace(best_config.blend, **fields(w)))
     return TuningResult(config=best_config, scores=scores, adapter=adapter)
+
+
+def _new_item_weights(w: np.ndarray) -> dict[str, float]:
+    return {"new_item_content": float(w[0]), "new_item_cf": float(w[2]), "new_item_popularity": float(w[3])}
+
+
+def _shelf_weights(w: np.ndarray) -> dict[str, float]:
+    return {"shelf_content": float(w[0]), "shelf_cf": float(w[2]), "shelf_popularity": float(w[3])}
