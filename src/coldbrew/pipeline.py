@@ -686,8 +686,8 @@ class Recommender:
 
         Items without interactions (new products) use the ``new_item_*`` weights (``shelf_*``
         on rows that may only get new products): their CF factors and popularity are the
-        bridge's estimates, not observations. The per-source
-        parts behind a score are in :meth:`_parts` (computed for the shown items only).
+        bridge's estimates, not observations. The per-source parts behind a score are in
+        :meth:`_parts` (computed for the shown items only).
         """
         b = blend or self.config.blend
         weights = self._weights(batch.n_history, b)
@@ -852,7 +852,8 @@ class Recommender:
         ``items`` int64 ``(n, m)`` item indices per request (``-1`` = no item). Unlike
         ``recommend``, history items are scored too. Each source is standardised over the
         row's items and mixed with the request's warmth weights (``new_item_*`` for items
-        without interactions, ``shelf_*`` on rows whose valid items all lack them). Returns float32 ``(n, m)``, ``-inf`` where ``items`` is -1.
+        without interactions; ``shelf_*``, and the nearest-history-item content, on rows whose
+        valid items all lack them). Returns float32 ``(n, m)``, ``-inf`` where ``items`` is -1.
         """
         self._check_fitted()
         items = np.asarray(items, dtype=np.int64)
