@@ -248,7 +248,8 @@ def tune(model: Recommender, catalog: Catalog, events: Events, text_vectors: np.
                 updates.update({f"{prefix}_{s}": float(v) for s, v in zip(SOURCES, w)})
         mean = float(np.mean(list(scores[label].values())))
         if mean > best_mean:
-            best_mean, best_rows = mean, rows
+            # only the new-item rows are needed later (the others can be large: users x catalog)
+            best_mean, best_rows = mean, {k: v for k, v in rows.items() if k.startswith("new_items")}
             best_config = replace(base, als=config.als, weighting=config.weighting, blend=replace(base.blend, **updates))
     if best_config is None:
         return None
@@ -259,15 +260,13 @@ def tune(model: Recommender, catalog: Catalog, events: Events, text_vectors: np.
     # ordinary lists (new products beside the rest), once for shelves (only new products),
     # where ``new_item_nearest`` orders them by the nearest history item.
     cold = _cold_item_rows(model, replace(best_config, blend=replace(best_config.blend, tune=False)),
-                           catalog, split.train, text_vectors, adapter)
-    if cold is not None:
-        for label, cold_rows, arrivals, fields in (
-            ("new items: arrivals + random cold items", cold[0], best_rows.get("new_items"), _new_item_weights),
-            ("shelves: arrivals + random cold items", cold[1], best_rows.get("new_items shelf"), _shelf_weights),
-        ):
-            if cold_rows is None:
-                continue
-            parts = [cold_rows] + ([arrivals] if arrivals is not None else [])
+                           catalog, split.train, text_vectors, adapter) or (None, None)
+    for label, parts, fields in (
+        ("new items: arrivals + random cold items", [cold[0], best_rows.get("new_items")], _new_item_weights),
+        ("shelves: arrivals + random cold items", [cold[1], best_rows.get("new_items shelf")], _shelf_weights),
+    ):
+        parts = [p for p in parts if p is not None]  # a hold-out can lack either kind
+        if parts:
             w, value = _coordinate_ascent(parts, _SEGMENT_SOURCES["new_items"], _CONTENT_FLOOR["new_items"])
             scores[label] = {"new_items": round(value, 5)}
             best_config = replace(best_config, blend=replace(best_config.blend, **fields(w)))
