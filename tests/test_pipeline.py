@@ -164,6 +164,8 @@ def test_tune_new_items_false_keeps_the_new_item_weights_and_nothing_else_moves(
     b, t = kept.config.blend, tuned.config.blend
     assert (b.new_item_content, b.new_item_cf, b.new_item_popularity) == (3.0, 0.7, 0.3)
     assert (b.shelf_content, b.shelf_cf, b.shelf_popularity) == (None, None, None)
+    # too few products for a random cold start in the hold-out: shelves are tuned on arrivals alone
+    assert "shelves: arrivals + random cold items" in tuned.tuning_ and t.shelf_content is not None
     assert [getattr(b, f"warm_{s}") for s in ("content", "cooccurrence", "cf", "popularity")] == \
         [getattr(t, f"warm_{s}") for s in ("content", "cooccurrence", "cf", "popularity")]
 
