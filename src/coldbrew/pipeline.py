@@ -60,6 +60,7 @@ class _Batch:
     # source name -> (its raw scores, their z-scores): the blend and the ranker share them
     _z: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
     _count: np.ndarray | None = field(default=None, repr=False)
+    _shelf: np.ndarray | None = field(default=None, repr=False)  # (n,) bool, see Recommender._shelf
 
     def standardised(self, name: str, scores: np.ndarray) -> np.ndarray:
         """``_standardise(scores, allowed)``, computed once per source array of this batch."""
@@ -521,7 +522,8 @@ class Recommender:
         return cold, self._neighbors["weights"]
 
     def _new_item_content(self, batch: _Batch, profile: np.ndarray, shelf: np.ndarray,
-                          content: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+                          content: np.ndarray | None = None,
+                          nearest: bool | None = None) -> tuple[np.ndarray, np.ndarray] | None:
         """Content scores of the items without interactions on shelf rows: ``(slot (n_items,),
         scores (n, c))``.
 
@@ -530,9 +532,12 @@ class Recommender:
         in ``scores`` (-1: an item with interactions). The request's profile cosines of these
         items (taken from ``content`` (n, n_items) when already computed), re-ordered by
         nearest-history-item similarity (:mod:`coldbrew.models.neighbors`); ``None`` when
-        ``blend.new_item_nearest`` is off, no row is a shelf, or every item has interactions.
+        ``nearest`` (default ``blend.new_item_nearest``) is off, no row is a shelf, or every
+        item has interactions.
         """
-        if not self.config.blend.new_item_nearest or self.item_warm_.all() or not shelf.any():
+        if nearest is None:
+            nearest = self.config.blend.new_item_nearest
+        if not nearest or self.item_warm_.all() or not shelf.any():
             return None
         from coldbrew.models import neighbors as nb
 
@@ -552,14 +557,15 @@ class Recommender:
         scores[rows] = nb.match_quantiles(target, nearest)
         return slot, scores
 
-    def _sources(self, batch: _Batch) -> dict[str, np.ndarray]:
-        """Raw source scores, each (n, n_items) float32."""
+    def _sources(self, batch: _Batch, nearest: bool | None = None) -> dict[str, np.ndarray]:
+        """Raw source scores, each (n, n_items) float32. ``nearest``: whether shelves read the
+        nearest-history-item content (``None``: ``blend.new_item_nearest``)."""
         user_factors, damped, profile = self._profiles(batch)
         cf = _item_scores(user_factors, self.item_factors_)
         cooc = np.asarray((damped @ self.cooccurrence_).todense(), dtype=np.float32)
         content = _item_scores(profile, self.text_vectors_)
-        shelf = self._shelf(batch.allowed)
-        new_items = self._new_item_content(batch, profile, shelf, content)
+        shelf = self._shelf(batch)
+        new_items = self._new_item_content(batch, profile, shelf, content, nearest)
         if new_items is not None:
             rows = np.flatnonzero(shelf)
             content[np.ix_(rows, np.flatnonzero(new_items[0] >= 0))] = new_items[1][rows]
@@ -691,7 +697,7 @@ class Recommender:
         """
         b = blend or self.config.blend
         weights = self._weights(batch.n_history, b)
-        item_weights = self._item_weights(b, self._shelf(batch.allowed))
+        item_weights = self._item_weights(b, self._shelf(batch))
         cold = np.flatnonzero(~self.item_warm_)
         total = np.zeros(batch.allowed.shape, dtype=np.float32)
         cold_total = np.zeros((len(total), len(cold)), dtype=np.float32)
@@ -703,10 +709,12 @@ class Recommender:
         total[~batch.allowed] = -np.inf
         return total
 
-    def _shelf(self, allowed: np.ndarray) -> np.ndarray:
-        """(n,) bool: rows of ``allowed`` (n, n_items) that may only get items without
-        interactions (a new-arrivals shelf: candidates that are all new products)."""
-        return ~allowed[:, self.item_warm_].any(axis=1)
+    def _shelf(self, batch: _Batch) -> np.ndarray:
+        """(n,) bool: the batch's rows that may only get items without interactions (a
+        new-arrivals shelf: candidates that are all new products); computed once per batch."""
+        if batch._shelf is None:
+            batch._shelf = ~batch.allowed[:, self.item_warm_].any(axis=1)
+        return batch._shelf
 
     @staticmethod
     def _item_weights(b: BlendConfig, shelf: np.ndarray) -> np.ndarray:
@@ -726,7 +734,7 @@ class Recommender:
         b = blend or self.config.blend
         items = np.asarray(items, dtype=np.int64)
         weights = self._weights(batch.n_history[r : r + 1], b)[0]
-        item_weights = self._item_weights(b, self._shelf(batch.allowed[r : r + 1]))[0]
+        item_weights = self._item_weights(b, self._shelf(batch)[r : r + 1])[0]
         cold = ~self.item_warm_[items]
         parts = np.zeros((len(SOURCES), len(items)), dtype=np.float32)
         for s, name in enumerate(SOURCES):

@@ -35,14 +35,15 @@ _MAX_PSEUDO_USERS_PER_NEIGHBOR = 5
 
 
 def text_neighbors(
-    queries: np.ndarray, pool: np.ndarray, k: int, exclude_self: np.ndarray | None = None
+    queries: np.ndarray, pool: np.ndarray, k: int, exclude_self: np.ndarray | None = None,
+    floor: float | None = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` most cosine-similar pool rows of each query, best first.
 
     ``queries`` (n, d) and ``pool`` (m, d) float32, L2-normalised (zero rows have no
     neighbours: similarity 0). ``exclude_self`` (n,) int: a pool row to skip per query (-1
     for none). Returns ``(indices (n, k) int64, similarities (n, k) float32)``, similarities
-    clipped at 0; ``k`` is capped at the pool size.
+    clipped at ``floor`` (``None``: the cosines as they are); ``k`` is capped at the pool size.
     """
     n, m = len(queries), len(pool)
     k = min(k, m)
@@ -60,7 +61,8 @@ def text_neighbors(
         values = np.take_along_axis(block, top, axis=1)
         order = np.argsort(-values, axis=1, kind="stable")
         indices[start : start + 1024] = np.take_along_axis(top, order, axis=1)
-        sims[start : start + 1024] = np.maximum(np.take_along_axis(values, order, axis=1), 0.0)
+        values = np.take_along_axis(values, order, axis=1)
+        sims[start : start + 1024] = values if floor is None else np.maximum(values, floor)
     return indices, sims
 
 

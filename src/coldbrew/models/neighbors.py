@@ -40,7 +40,6 @@ __all__ = ["NEIGHBORS", "TEMPERATURE", "text_neighbors", "merge_neighbors", "nei
 
 NEIGHBORS = 100
 TEMPERATURE = 0.05
-_CHUNK = 1024
 
 
 def _top(sims: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -62,18 +61,11 @@ def text_neighbors(vectors: np.ndarray, columns: np.ndarray, k: int = NEIGHBORS)
     ``vectors`` (n, d) unit-norm text vectors of every item. Returns ``(ids, sims)``, both
     (len(columns), min(k, n - 1)), best first; int64 item indices and float32 cosines.
     """
+    from coldbrew.models.augmentation import text_neighbors as nearest_rows
+
     vectors = np.asarray(vectors, dtype=np.float32)
     columns = np.asarray(columns, dtype=np.int64)
-    k = min(k, max(len(vectors) - 1, 0))
-    ids = np.zeros((len(columns), k), np.int64)
-    sims = np.zeros((len(columns), k), np.float32)
-    everything = np.arange(len(vectors))
-    for start in range(0, len(columns), _CHUNK):
-        cols = columns[start : start + _CHUNK]
-        s = vectors[cols] @ vectors.T
-        s[np.arange(len(cols)), cols] = -np.inf  # an item is not its own neighbour
-        ids[start : start + len(cols)], sims[start : start + len(cols)] = _top(s, everything, k)
-    return ids, sims
+    return nearest_rows(vectors[columns], vectors, min(k, max(len(vectors) - 1, 0)), exclude_self=columns, floor=None)
 
 
 def merge_neighbors(ids: np.ndarray, sims: np.ndarray, vectors: np.ndarray, columns: np.ndarray,

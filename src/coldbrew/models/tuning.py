@@ -150,15 +150,8 @@ def _rows(inner: Recommender, segment, nearest: bool | None = None) -> tuple[np.
     ``blend.new_item_nearest`` set so (``None``: as ``inner`` is configured)."""
     from coldbrew.pipeline import SOURCES, _standardise
 
-    if nearest is not None and nearest != inner.config.blend.new_item_nearest:
-        configured = inner.config
-        inner.config = replace(configured, blend=replace(configured.blend, new_item_nearest=nearest))
-        try:
-            return _rows(inner, segment)
-        finally:
-            inner.config = configured
     batch = inner._batch(segment.requests)
-    sources = inner._sources(batch)
+    sources = inner._sources(batch, nearest)
     z = np.stack([_standardise(sources[s], batch.allowed) for s in SOURCES])
     relevant = np.zeros(batch.allowed.shape, dtype=bool)
     for r, items in enumerate(segment.relevant):
