@@ -11,12 +11,15 @@ scored by the same metric code (:mod:`coldbrew.evaluation.protocol`) as the base
 The table gives NDCG@k per segment — warm users, new users with their first event known,
 new items (temporal split) or held-out items (cold-item split) — the ratio to the best
 baseline of that segment (the "best anchor" of issue #3), and fit time on this machine.
-Baseline results are cached per (data, split, max-users, seed) under ``benchmarks/_work/``.
+Baseline results are cached under ``benchmarks/_work/``, keyed by everything that shapes
+them: the data files (path, size, modification time), the split and its quantile or held-out
+share, max-users, seed and k.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import time
@@ -94,6 +97,17 @@ def _run(model, seen, rest, train, segments, k: int) -> tuple[dict[str, dict[str
     return evaluate(model, segments, k=k), fit_s
 
 
+def _cache_key(args: argparse.Namespace) -> str:
+    """A short digest of what the baseline results depend on, so that no run reads another's."""
+    files = []
+    for f in ("items.csv.gz", "interactions.csv.gz"):
+        stat = (args.data / f).stat()
+        files.append([str((args.data / f).resolve()), stat.st_size, stat.st_mtime_ns])
+    shape = args.quantile if args.split == "temporal" else args.cold_share
+    key = json.dumps([files, args.split, shape, args.max_users, args.seed, args.k])
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
@@ -133,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{name} {args.split}: {len(split.train):,} train events; users per segment: "
           + ", ".join(f"{n} {len(s):,}" for n, s in segments.items()), flush=True)
 
-    cache = ROOT / "benchmarks" / "_work" / f"ablation_{name}_{args.split}_{args.max_users}_{args.seed}_k{args.k}.json"
+    cache = ROOT / "benchmarks" / "_work" / f"ablation_{name}_{args.split}_{_cache_key(args)}.json"
     cached = json.loads(cache.read_text()) if cache.is_file() else {}
     baselines: dict[str, dict[str, dict[str, float]]] = {}
     for b in args.baselines:
@@ -186,7 +200,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({
-            "data": name, "split": args.split, "max_users": args.max_users, "k": args.k,
+            "data": name, "split": args.split, "quantile": args.quantile,
+            "cold_share": args.cold_share, "seed": args.seed, "max_users": args.max_users, "k": args.k,
             "cpu_count": os.cpu_count(), "baselines": baselines, "variants": variants,
             "best_anchor": {s: {"model": b, metric: x} for s, (x, b) in best.items()},
             "table": table,
