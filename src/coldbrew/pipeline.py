@@ -139,6 +139,7 @@ class Recommender:
         self.reranker_ = stage
         if stage is not None:
             stage.item_counts = stage.count_items(self, events)
+            stage.item_habits = stage.habits_of(self, events)
         if ranker_report is not None:
             self.fit_report_["ranker"] = ranker_report
         if lora is not None:

@@ -109,6 +109,7 @@ def _tables(n_codes: int = 0):
         popularity=np.array([1.0, 2.0, 3.0], np.float32), counts=np.array([3.0, 0.0, 1.0], np.float32),
         new=np.array([False, True, False]), prices=np.array([10.0, 20.0, np.nan]), labels=labels,
         codes=np.arange(3 * n_codes, dtype=np.float32).reshape(3, n_codes),
+        habits=np.array([[0.5, 2.0, 0.0], [0.0, 0.0, 0.0], [0.25, 0.0, 1.0]], np.float32),
     )
     history = sp.csr_matrix(np.array([[1, 0, 0], [0, 0, 0]], np.float32))
     users = UserTable(
@@ -136,6 +137,9 @@ def test_pair_features_columns_by_hand():
     assert x[:, col["user_warmth"]].tolist() == pytest.approx([np.log1p(1.0)] * 2 + [0.0])
     assert x[:, col["recency"]].tolist() == pytest.approx([np.log1p(2.0)] * 2 + [0.0])
     assert x[:, col["has_text"]].tolist() == [0.0, 0.0, 1.0]
+    assert x[:, col["repeat_rate"]].tolist() == [0.0, 0.25, 0.5]  # items 1, 2, 0
+    assert x[:, col["basket_size"]].tolist() == [0.0, 0.0, 2.0]
+    assert x[:, col["novelty"]].tolist() == [0.0, 1.0, 0.0]
     assert x[:, col["text_code_1"]].tolist() == [3.0, 5.0, 1.0]
     assert np.isfinite(x).all()
 
@@ -149,4 +153,37 @@ def test_pair_features_reject_mismatched_inputs():
 def test_item_table_checks_lengths():
     with pytest.raises(ValueError, match="counts"):
         ItemTable(np.zeros(2, np.float32), np.zeros(3, np.float32), np.zeros(2, bool), np.zeros(2),
-                  sp.csr_matrix((2, 0)), np.zeros((2, 0), np.float32))
+                  sp.csr_matrix((2, 0)), np.zeros((2, 0), np.float32), np.zeros((2, 3), np.float32))
+    with pytest.raises(ValueError, match="habits"):
+        ItemTable(np.zeros(2, np.float32), np.zeros(2, np.float32), np.zeros(2, bool), np.zeros(2),
+                  sp.csr_matrix((2, 0)), np.zeros((2, 0), np.float32), np.zeros((2, 2), np.float32))
+
+
+def test_item_habits_by_hand():
+    from coldbrew.ranking.features import item_habits
+
+    day = 86_400
+    # user 0: items 0 and 1 in one basket on day 0, item 0 again on day 2 (a repeat);
+    # user 1: item 0 alone on day 1; item 2 has no events.
+    user = np.array([0, 0, 0, 1])
+    item = np.array([0, 1, 0, 0])
+    ts = np.array([0, 0, 2 * day, day])
+    got = item_habits(user, item, ts, 3)
+    assert got.dtype == np.float32 and got.shape == (3, 3)
+    assert got[:, 0].tolist() == pytest.approx([0.5, 0.0, 0.0])  # 1 of item 0's 2 buyers came back
+    # item 0's baskets: {0, 1} (size 2), {0} (1), {0} (1); item 1's: {0, 1}
+    assert got[:, 1].tolist() == pytest.approx([np.log(2.0) / 3, np.log(2.0), 0.0])
+    assert got[:, 2].tolist() == [0.0, 0.0, 0.0]  # both sold 2 days ago; the window is 1 day
+    assert item_habits(np.zeros(0), np.zeros(0), np.zeros(0), 2).tolist() == [[0.0] * 3] * 2
+
+
+def test_novelty_is_measured_in_the_span_of_the_newest_quarter_of_events():
+    from coldbrew.ranking.features import item_habits
+
+    day = 86_400
+    # six sales of item 0 on day 0, item 1 first sold on day 10, item 2 on day 12 (the newest).
+    # The newest quarter of the 8 events spans 12 - 2.5 = 9.5 days (linear quantile).
+    item = np.array([0, 0, 0, 0, 0, 0, 1, 2])
+    ts = np.array([0, 0, 0, 0, 0, 0, 10, 12]) * day
+    got = item_habits(np.arange(8), item, ts, 4)
+    assert got[:, 2].tolist() == pytest.approx([0.0, 1 - 2 / 9.5, 1.0, 0.0])

@@ -48,6 +48,7 @@ from coldbrew.ranking.features import (
     category_share,
     days_since,
     feature_names,
+    item_habits,
     pair_features,
     primary_categories,
     typical_price,
@@ -102,13 +103,15 @@ class RerankStage:
     code_mean: float32 (d,) and ``code_basis`` float32 (d, n_codes): item text codes.
     category_names: the category head's classes (most frequent primary categories).
     item_counts: float32 (n_fit_items,) distinct users per item at fit; later items count 0.
+    item_habits: float32 (n_fit_items, 3) how each item was bought at fit
+        (:func:`~coldbrew.ranking.features.item_habits`); later items get zeros.
     gates: request kind -> whether its ranker orders it (the blend's order is kept for the
         others and for kinds without a ranker); default: every kind with a ranker.
     """
 
     def __init__(self, config: RankerConfig, rankers: dict[str, Any], code_mean: np.ndarray,
                  code_basis: np.ndarray, category_names: Sequence[str], item_counts: np.ndarray,
-                 gates: dict[str, bool] | None = None) -> None:
+                 gates: dict[str, bool] | None = None, item_habits: np.ndarray | None = None) -> None:
         self.config = config
         self.rankers = dict(rankers)
         self.gates = dict(gates) if gates is not None else dict.fromkeys(self.rankers, True)
@@ -116,6 +119,8 @@ class RerankStage:
         self.code_basis = np.asarray(code_basis, dtype=np.float32)
         self.category_names = list(category_names)
         self.item_counts = np.asarray(item_counts, dtype=np.float32)
+        self.item_habits = np.zeros((0, 3), np.float32) if item_habits is None else \
+            np.asarray(item_habits, dtype=np.float32).reshape(-1, 3)
         self._items_key: tuple[int, int] | None = None
         self._items: ItemTable | None = None
 
@@ -132,6 +137,17 @@ class RerankStage:
         pairs = np.unique(users.astype(np.int64) * n_items + items[known].astype(np.int64))
         return np.bincount(pairs % n_items, minlength=n_items).astype(np.float32)
 
+    @staticmethod
+    def habits_of(model: Recommender, events: Events) -> np.ndarray:
+        """:func:`~coldbrew.ranking.features.item_habits` of ``events`` over ``model``'s items."""
+        from coldbrew.evaluation.protocol import is_positive
+
+        pos = events.take(is_positive(events))
+        items = model.item_map_.lookup(pos.item_ids)
+        known = items >= 0
+        _, users = np.unique(pos.user_ids[known].astype(str), return_inverse=True)
+        return item_habits(users, items[known], pos.timestamps[known], len(model.item_map_))
+
     @property
     def feature_names(self) -> tuple[str, ...]:
         return feature_names(self.code_basis.shape[1])
@@ -145,13 +161,16 @@ class RerankStage:
             counts = np.zeros(n, dtype=np.float32)
             m = min(n, len(self.item_counts))
             counts[:m] = self.item_counts[:m]
+            habits = np.zeros((n, 3), dtype=np.float32)
+            h = min(n, len(self.item_habits))
+            habits[:h] = self.item_habits[:h]
             labels, _ = category_labels(model.catalog_.categories)
             codes = (model.text_vectors_ - self.code_mean) @ self.code_basis if self.code_basis.shape[1] else \
                 np.zeros((n, 0), np.float32)
             self._items = ItemTable(
                 popularity=model.popularity_.astype(np.float32), counts=counts,
                 new=~model.item_warm_, prices=np.asarray(model.catalog_.prices, dtype=np.float64),
-                labels=labels, codes=codes.astype(np.float32),
+                labels=labels, codes=codes.astype(np.float32), habits=habits,
             )
             self._items_key = key
         return self._items
@@ -238,7 +257,8 @@ class RerankStage:
     # ------------------------------------------------------------------ persistence
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, str]]:
         """(metadata, arrays, texts) for the model directory: no pickles."""
-        arrays = {"code_mean": self.code_mean, "code_basis": self.code_basis, "item_counts": self.item_counts}
+        arrays = {"code_mean": self.code_mean, "code_basis": self.code_basis, "item_counts": self.item_counts,
+                  "item_habits": self.item_habits}
         texts: dict[str, str] = {}
         metas = {}
         for kind, ranker in self.rankers.items():
@@ -267,7 +287,8 @@ class RerankStage:
             )
         try:
             stage = cls(config, rankers, arrays["code_mean"], arrays["code_basis"],
-                        meta.get("category_names", []), arrays["item_counts"], meta.get("gates"))
+                        meta.get("category_names", []), arrays["item_counts"], meta.get("gates"),
+                        arrays["item_habits"])
         except KeyError as exc:
             raise ValueError(f"ranker state: array {exc} is missing") from None
         if list(stage.feature_names) != list(meta.get("feature_names", [])):
@@ -402,6 +423,7 @@ def _period_groups(model: Recommender, catalog: Catalog, split, stage_config: Ra
         stage = RerankStage(cfg, {}, mean, basis, names if len(names) >= 2 else [], np.zeros(0, np.float32))
     classes = category_classes(inner.catalog_.categories, stage.category_names)
     stage.item_counts = stage.count_items(inner, split.train)
+    stage.item_habits = stage.habits_of(inner, split.train)
     stage._items = None  # item inputs belong to this period's parts
     strong, definition = purchase_pairs(split.test)
     feats, labels, sizes = [], [], []
