@@ -125,28 +125,30 @@ class RerankStage:
         self._items: ItemTable | None = None
 
     @staticmethod
-    def count_items(model: Recommender, events: Events) -> np.ndarray:
-        """Distinct users with a positive event per item of ``model``, float32 (n_items,)."""
+    def _positive(model: Recommender, events: Events) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Dense user codes, ``model`` item indices and timestamps of the positive events on
+        ``model``'s items."""
         from coldbrew.evaluation.protocol import is_positive
 
         pos = events.take(is_positive(events))
         items = model.item_map_.lookup(pos.item_ids)
         known = items >= 0
         _, users = np.unique(pos.user_ids[known].astype(str), return_inverse=True)
+        return users.astype(np.int64), items[known].astype(np.int64), pos.timestamps[known]
+
+    @staticmethod
+    def count_items(model: Recommender, events: Events) -> np.ndarray:
+        """Distinct users with a positive event per item of ``model``, float32 (n_items,)."""
+        users, items, _ = RerankStage._positive(model, events)
         n_items = len(model.item_map_)
-        pairs = np.unique(users.astype(np.int64) * n_items + items[known].astype(np.int64))
+        pairs = np.unique(users * n_items + items)
         return np.bincount(pairs % n_items, minlength=n_items).astype(np.float32)
 
     @staticmethod
     def habits_of(model: Recommender, events: Events) -> np.ndarray:
         """:func:`~coldbrew.ranking.features.item_habits` of ``events`` over ``model``'s items."""
-        from coldbrew.evaluation.protocol import is_positive
-
-        pos = events.take(is_positive(events))
-        items = model.item_map_.lookup(pos.item_ids)
-        known = items >= 0
-        _, users = np.unique(pos.user_ids[known].astype(str), return_inverse=True)
-        return item_habits(users, items[known], pos.timestamps[known], len(model.item_map_))
+        users, items, timestamps = RerankStage._positive(model, events)
+        return item_habits(users, items, timestamps, len(model.item_map_))
 
     @property
     def feature_names(self) -> tuple[str, ...]:
