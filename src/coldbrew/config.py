@@ -395,7 +395,7 @@ class RankerConfig:
     request kinds a ranker may be trained for (default: warm users and new users; new-item
     shelves are left to the blend, where a ranker that won its validation period lost under
     the random cold-item protocol). ``candidates``: 300 by default; with the item-habit
-    features (repeat rate, age, basket size) the ranker finds more in a deeper pool than the
+    features (repeat rate, basket size, novelty) the ranker finds more in a deeper pool than the
     blend's top 100 (with both, UCI new users 0.154 -> 0.164 and warm users 0.124 -> 0.138,
     means of three ranker seeds; benchmarks/RESULTS.md, "item habits and a deeper pool").
     Multitask: ``epochs``, ``hidden`` units (two layers: ``hidden``, ``hidden // 2``),
