@@ -89,3 +89,19 @@ def test_rankers_refuse_to_score_before_fit_and_check_shapes(data):
         ranker.score(train.features[:, :2])
     with pytest.raises(ValueError, match="groups"):
         MultiTaskRanker().fit(train.features, train.labels, train.groups[:-1])
+
+
+@pytest.mark.parametrize("make", [
+    lambda **kw: MultiTaskRanker(RankerConfig(kind="multitask", hidden=16, learning_rate=0.01, **kw)),
+    lambda **kw: LambdaRankRanker(RankerConfig(kind="lambdarank", **kw), threads=1),
+], ids=["multitask", "lambdarank"])
+def test_rounds_early_stopped_with_validation_and_all_kept_without(make, data):
+    train, val = data
+    stopped = make(epochs=40, trees=300, patience=2).fit(train.features, train.labels, train.groups, validation=val)
+    history = stopped.curves_["val_ndcg"]
+    assert 1 <= stopped.rounds_ <= len(history)
+    if isinstance(stopped, MultiTaskRanker):  # the best epoch's weights are the kept ones
+        assert stopped.rounds_ == int(np.argmax(history)) + 1 and len(history) < 40
+    fixed = make(epochs=7, trees=7, patience=0).fit(train.features, train.labels, train.groups)
+    assert fixed.rounds_ == 7 and len(fixed.curves_["epoch"]) == 7  # no early stopping without validation
+    assert grouped_ndcg(fixed.score(val.features), val.labels[:, 0], val.groups) > 0

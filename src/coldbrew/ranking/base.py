@@ -29,7 +29,9 @@ class Ranker(Protocol):
     def fit(self, features: np.ndarray, labels: np.ndarray, groups: np.ndarray,
             validation: RankingData | None = None) -> Self:
         """Learn from ``features`` float32 (n_pairs, F), ``labels`` int (n_pairs, 3) and
-        ``groups`` int (n_groups,) sizes; ``validation`` drives early stopping."""
+        ``groups`` int (n_groups,) sizes; ``validation`` drives early stopping (without it,
+        the configured number of epochs or trees is trained and kept). Sets ``rounds_``: the
+        epochs or trees behind the kept model."""
         ...
 
     def score(self, features: np.ndarray) -> np.ndarray:
@@ -51,6 +53,12 @@ class RankingData:
 
     def __post_init__(self) -> None:
         check_ranking_inputs(self.features, self.labels, self.groups)
+
+    def join(self, other: RankingData) -> RankingData:
+        """This data's groups followed by ``other``'s."""
+        return RankingData(np.concatenate([self.features, other.features]),
+                           np.concatenate([self.labels, other.labels]),
+                           np.concatenate([self.groups, other.groups]))
 
     def subset(self, group_ids: np.ndarray) -> RankingData:
         """The given groups (by position), in that order."""

@@ -44,7 +44,12 @@ class LambdaRankRanker:
 
     def fit(self, features: np.ndarray, labels: np.ndarray, groups: np.ndarray,
             validation: RankingData | None = None) -> Self:
-        """Boost trees on grouped pairs; ``curves_`` holds NDCG@20 per boosting round."""
+        """Boost trees on grouped pairs; ``curves_`` holds NDCG@20 per boosting round.
+
+        With ``validation``: early stopping on its NDCG@20; without: all ``config.trees``
+        rounds (a refit for the rounds an earlier, validated fit chose). ``rounds_`` is the
+        number of rounds kept.
+        """
         lgb = _lightgbm()
         features = np.asarray(features, dtype=np.float32)
         labels = np.asarray(labels, dtype=np.int64)
@@ -63,7 +68,9 @@ class LambdaRankRanker:
         val = validation if validation is not None else RankingData(features, labels, groups)
         val_relevance = np.clip(val.labels[:, 0] + val.labels[:, 1] * (val.labels[:, 0] > 0), 0, 2)
         update = progress_bar(cfg.trees, "training ranker (trees)", self.progress)
-        callbacks = [lgb.early_stopping(max(cfg.patience, 1) * 10, verbose=False), lambda env: update(1)]
+        callbacks = [lambda env: update(1)]
+        if validation is not None:  # without one, all ``trees`` rounds are kept
+            callbacks.insert(0, lgb.early_stopping(max(cfg.patience, 1) * 10, verbose=False))
         model.fit(
             features, relevance, group=groups,
             eval_X=(val.features,), eval_y=(val_relevance,), eval_group=[val.groups], eval_at=[20],
@@ -77,6 +84,7 @@ class LambdaRankRanker:
             "val_ndcg": [float(v) for v in history],
         }
         self.best_iteration_ = int(model.best_iteration_ or len(history) or cfg.trees)
+        self.rounds_ = self.best_iteration_
         self.best_val_ndcg_ = grouped_ndcg(self.score(val.features), val.labels[:, 0], val.groups)
         return self
 

@@ -169,8 +169,12 @@ class MultiTaskRanker:
             validation: RankingData | None = None) -> Self:
         """Train on grouped pairs (see :mod:`coldbrew.ranking.base`); returns ``self``.
 
-        Per-epoch ``loss`` (mean training loss) and ``val_ndcg`` (NDCG@20 on ``validation``,
-        or on the training groups when none is given) are kept in ``curves_``.
+        With ``validation``: early stopping on its NDCG@20, the best epoch's weights are kept.
+        Without: exactly ``config.epochs`` epochs, the last one's weights are kept (how a
+        ranker is refitted for the epochs an earlier, validated fit chose). ``rounds_`` is
+        the number of epochs behind the kept weights. Per-epoch ``loss`` (mean training loss)
+        and ``val_ndcg`` (NDCG@20 on ``validation``, or on the training groups when none is
+        given) are kept in ``curves_``.
         """
         features = np.asarray(features, dtype=np.float32)
         labels = np.asarray(labels, dtype=np.int64)
@@ -218,8 +222,11 @@ class MultiTaskRanker:
             self.curves_["loss"].append(total / max(batches, 1))
             self.curves_["val_ndcg"].append(score)
             update(1)
-            if score > best + 1e-6:
+            if validation is None:  # no early stopping: the last epoch is kept
+                best, best_params, self.rounds_ = score, params, epoch
+            elif score > best + 1e-6:
                 best, best_params, waited = score, {n: v.copy() for n, v in params.items()}, 0
+                self.rounds_ = epoch
             else:
                 waited += 1
                 if waited > cfg.patience:
