@@ -383,12 +383,12 @@ class RankerConfig:
 
     ``kind``: ``"multitask"`` (default: a numpy MLP with a shared trunk and click / purchase
     / category heads), ``"lambdarank"`` (LightGBM ``LGBMRanker``) or ``"none"`` (the blend's
-    order). The default is the ablation's best robust choice (benchmarks/RESULTS.md). At fit time the ranker is trained on two successive hold-out periods at
+    order). The default is the ablation's best robust choice (benchmarks/RESULTS.md). At fit time the ranker is trained on successive hold-out periods at
     the end of the fit events, each ``blend.validation_share`` long: parts fitted on the
     events before a period, the blend's top ``candidates`` items per request of the period
     (up to ``max_users`` warm users, new users with their first 1 and ``max_reveal`` events,
     and users buying items first seen in the period) labelled by what those users did next.
-    The first period trains, the later one validates: early stopping (``patience`` epochs)
+    The earlier periods train, the last one validates: early stopping (``patience`` epochs)
     and, with ``require_gain``, a gate per request kind (warm users, new users with at most
     ``max_reveal`` items, new-item shelves): the ranker orders a kind only where it beat the
     blend's own order (NDCG@20) on the validation requests of that kind. ``kinds``: the
@@ -398,6 +398,12 @@ class RankerConfig:
     features (repeat rate, basket size, novelty) the ranker finds more in a deeper pool than the
     blend's top 100 (with both, UCI new users 0.154 -> 0.164 and warm users 0.124 -> 0.138,
     means of three ranker seeds; benchmarks/RESULTS.md, "item habits and a deeper pool").
+    ``periods`` (default 3): hold-out periods of ``blend.validation_share`` each at the end of
+    the fit events; all but the last train the ranker, the last validates it. ``refit``
+    (default on): once early stopping and the gate have judged a kind's ranker on the last
+    period, a fresh ranker is trained on every period's requests for the epochs (trees)
+    early stopping kept, and it is the one used: more requests (new users: a few hundred per
+    period), the latest among them (benchmarks/RESULTS.md, "three hold-out periods and a refit").
     Multitask: ``epochs``, ``hidden`` units (two layers: ``hidden``, ``hidden // 2``),
     ``learning_rate`` (Adam), ``batch_groups`` requests per step, ``weight_decay`` (L2);
     loss = ``click_weight`` x listwise softmax + ``purchase_weight`` x BCE +
@@ -415,6 +421,8 @@ class RankerConfig:
     max_users: int = 1000
     max_reveal: int = 3
     require_gain: bool = True
+    refit: bool = True
+    periods: int = 3
     epochs: int = 40
     hidden: int = 64
     learning_rate: float = 0.003
@@ -445,6 +453,8 @@ class RankerConfig:
         for name in ("candidates", "max_users", "max_reveal", "epochs", "hidden", "batch_groups", "trees"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"ranker.{name}: expected an integer >= 1, got {getattr(self, name)!r}")
+        if self.periods < 2:
+            raise ConfigError(f"ranker.periods: expected an integer >= 2 (training and validation), got {self.periods!r}")
         if self.leaves < 2:
             raise ConfigError(f"ranker.leaves: expected an integer >= 2, got {self.leaves!r}")
         for name in ("patience", "categories", "text_codes"):

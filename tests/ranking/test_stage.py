@@ -165,6 +165,7 @@ def test_purchase_label_uses_purchases_or_ratings_when_they_differ_from_clicks()
     ({"max_reveal": 0}, "ranker.max_reveal"), ({"learning_rate": 0}, "ranker.learning_rate"),
     ({"purchase_blend": -1.0}, "ranker.purchase_blend"), ({"typo": 1}, "typo"),
     ({"kinds": "warm_users,everyone"}, "ranker.kinds"), ({"kinds": ""}, "ranker.kinds"),
+    ({"periods": 1}, "ranker.periods"),
 ])
 def test_ranker_config_errors_name_the_key(raw, key):
     with pytest.raises(ConfigError, match=key):
@@ -222,3 +223,31 @@ def test_kinds_not_listed_get_no_ranker():
     report = model.fit_report_["ranker"]["kinds"]
     assert report["warm_users"] == {**report["warm_users"], "used": False, "reason": "not listed in ranker.kinds"}
     assert "warm_users" not in (model.reranker_.rankers if model.reranker_ else {})
+
+
+@pytest.mark.parametrize("refit", [True, False])
+def test_refit_trains_the_serving_ranker_on_both_periods_for_the_kept_epochs(refit):
+    model = Recommender(_config("multitask", kinds="warm_users", epochs=8, patience=1, refit=refit)).fit(
+        *_shop(), progress=False)
+    row = model.fit_report_["ranker"]["kinds"]["warm_users"]
+    served = model.reranker_.rankers["warm_users"]
+    judged_epochs = len(model.training_curves_["ranker"]["epoch"])
+    if refit:  # a fresh ranker, trained without early stopping for the epochs the judged one kept
+        assert 1 <= row["refit_rounds"] <= judged_epochs
+        assert served.rounds_ == row["refit_rounds"] == len(served.curves_["epoch"])
+    else:
+        assert "refit_rounds" not in row and len(served.curves_["epoch"]) == judged_epochs
+    assert len(model.recommend(_requests(), k=5)[0].items) == 5
+
+
+def test_more_periods_give_more_training_requests_and_too_many_are_refused():
+    catalog, events = _shop()
+    reports = {p: Recommender(_config("multitask", kinds="warm_users", periods=p)).fit(catalog, events, progress=False)
+               .fit_report_["ranker"] for p in (2, 3)}
+    assert reports[3]["groups_train"] > reports[2]["groups_train"]
+    # the last period validates either way: same parts, same requests
+    assert reports[3]["groups_validation"] == reports[2]["groups_validation"]
+    crowded = FitConfig.from_dict({"encoder": {"name": "hashing"}, "blend": {"tune": False, "validation_share": 0.3},
+                                   "ranker": {"periods": 4}})
+    model = Recommender(crowded).fit(catalog, events, progress=False)
+    assert model.reranker_ is None and "ranker.periods" in model.fit_report_["ranker"]["reason"]

@@ -1,7 +1,8 @@
 """The re-ranking stage of the pipeline: how a ranker is trained at fit time and used after.
 
 Training (:func:`train_stage`), the hold-out pattern of :mod:`coldbrew.models.tuning` (never
-any test data), over two successive periods at the end of the fit events: parts fitted on
+any test data), over ``ranker.periods`` successive periods at the end of the fit events (3 by
+default, each ``blend.validation_share`` long): parts fitted on
 the events before a period (with the already tuned configuration), requests built for the
 period's events, the way the product meets them:
 
@@ -11,12 +12,15 @@ period's events, the way the product meets them:
 * users who bought items first seen in the period, ranking only those new items;
 
 each request's top ``candidates`` blended items become one group, labelled with what the
-user did next (see :mod:`coldbrew.ranking.base` for the label columns). The first period
-trains, the second (later) one validates. One ranker is trained per request kind
+user did next (see :mod:`coldbrew.ranking.base` for the label columns). The earlier periods
+train, the last one validates. One ranker is trained per request kind
 (:func:`request_kinds`: warm users, new users, new-item shelves; each kind weighs the
 sources differently, and a joint model was dominated by the warm requests), with early
 stopping on that kind's validation requests, and used only where it beat the blend's
-order on them.
+order on them. With ``ranker.refit`` (default) the ranker that serves a kind is then trained
+afresh on all the periods, for the epochs early stopping chose: the validation period is the
+latest behaviour the fit has, and the small kinds (new users: a few hundred requests per
+period) gain most from twice the requests.
 
 The **purchase** label: a purchase/order event, or a rating >= 4. Where (nearly) every
 positive event is already a purchase (retail logs such as UCI Online Retail) or none is,
@@ -441,19 +445,30 @@ def _period_groups(model: Recommender, catalog: Catalog, split, stage_config: Ra
     return data.subset(np.flatnonzero(positive)), stage, definition
 
 
+def _refitted(cfg: RankerConfig, ranker: Any, data: RankingData, n_categories: int, progress: bool | None):
+    """A fresh ranker of ``cfg``'s kind trained on ``data`` for the epochs (trees) that
+    ``ranker``'s early stopping kept."""
+    rounds = max(int(ranker.rounds_), 1)
+    fixed = replace(cfg, epochs=rounds) if cfg.kind == "multitask" else replace(cfg, trees=rounds)
+    return make_ranker(fixed, n_categories=n_categories, progress=progress).fit(data.features, data.labels, data.groups)
+
+
 def train_stage(model: Recommender, catalog: Catalog, events: Events,
                 text_vectors: np.ndarray) -> tuple[RerankStage | None, dict[str, Any], dict[str, list[float]]]:
-    """Train the configured ranker on two successive hold-out periods of the fit events.
+    """Train the configured ranker on ``ranker.periods`` successive hold-out periods of the fit events.
 
-    With ``v = blend.validation_share``: *training* groups come from parts fitted on the
-    events before the ``1 - 2v`` time quantile, labelled by the events up to the ``1 - v``
-    quantile; *validation* groups from parts fitted on the events before ``1 - v``, labelled
-    by the rest. Validation is thus strictly later than training, as the future is to the
-    fitted model: a ranker that merely memorised the training period's best-sellers does not
-    pass. One ranker per request kind (:func:`request_kinds`: warm users, new users,
+    With ``v = blend.validation_share`` and ``p = ranker.periods``: period ``i`` (1..p) holds
+    the events between the ``1 - (p - i + 1) v`` and ``1 - (p - i) v`` time quantiles; its
+    groups come from parts fitted on the events before it, labelled by its events. Periods
+    1..p-1 give the *training* groups, period p the *validation* groups. Validation is thus
+    strictly later than training, as the future is to the fitted model: a ranker that merely
+    memorised the training periods' best-sellers does not pass. One ranker per request kind (:func:`request_kinds`: warm users, new users,
     new-item shelves) with at least 20 training and 30 validation requests; each stops early
     on its kind's validation requests and, when ``require_gain``, is used only if it beats the
-    blend's order on them (NDCG@20).
+    blend's order on them (NDCG@20). With ``refit``, a used kind's ranker is then trained
+    afresh on all the periods' requests for the epochs (trees) early stopping kept: the judged
+    ranker decides *whether* a kind is re-ranked, the refitted one, which has seen the
+    latest period too, does the ranking.
 
     Returns ``(stage or None, report, curves)``; ``None`` when there is too little data or
     no kind gained. ``report["kinds"]`` says which kind uses a ranker and why; ``curves``
@@ -465,18 +480,27 @@ def train_stage(model: Recommender, catalog: Catalog, events: Events,
     cfg = model.config.ranker
     share = model.config.blend.validation_share
     report: dict[str, Any] = {"kind": cfg.kind, "active": False}
-    if len(events) < 200 or share >= 0.5:
-        report["reason"] = "fewer than 200 events (or blend.validation_share >= 0.5): no hold-out to train on"
+    if len(events) < 200 or share * cfg.periods >= 1.0:
+        report["reason"] = ("fewer than 200 events (or ranker.periods x blend.validation_share >= 1):"
+                            " no hold-out to train on")
         return None, report, {}
-    late = temporal_split(events, quantile=1.0 - share)
-    early = temporal_split(late.train, quantile=1.0 - share / (1.0 - share))
-    early = Split(train=early.train, test=early.test)
-    if min(len(early.train), len(early.test), len(late.test)) == 0:
+    splits, rest = [], events
+    for j in range(cfg.periods):  # newest first: each period is the last `share` of all events before it
+        cut = temporal_split(rest, quantile=1.0 - share / (1.0 - j * share))
+        splits.insert(0, Split(train=cut.train, test=cut.test))
+        rest = cut.train
+    if min(min(len(s.train), len(s.test)) for s in splits) == 0:
         report["reason"] = "a hold-out period is empty"
         return None, report, {}
-    train, stage, definition = _period_groups(model, catalog, early, cfg, text_vectors, cfg.random_state, None)
-    val, stage, _ = _period_groups(model, catalog, late, cfg, text_vectors, cfg.random_state + 2, stage)
+    stage, parts, definition = None, [], ""
+    for i, period in enumerate(splits):
+        data, stage, definition = _period_groups(model, catalog, period, cfg, text_vectors, cfg.random_state + 2 * i, stage)
+        parts.append(data)
     report["purchase_label"] = definition
+    val, older = parts[-1], [p for p in parts[:-1] if p is not None]
+    train = older[0] if older else None
+    for more in older[1:]:
+        train = train.join(more)
     if train is None or val is None or len(train.groups) < _MIN_GROUPS or len(val.groups) < 2:
         report["reason"] = "too few hold-out requests with a hit among the candidates"
         return None, report, {}
@@ -503,7 +527,10 @@ def train_stage(model: Recommender, catalog: Catalog, events: Events,
         after = grouped_ndcg(ranker.score(part_val.features), part_val.labels[:, 0], part_val.groups)
         used = bool(after > before) if cfg.require_gain else True
         per_kind[kind].update(val_ndcg_blend=round(before, 5), val_ndcg_ranker=round(after, 5), used=used)
-        stage.rankers[kind] = ranker
+        stage.rankers[kind] = _refitted(cfg, ranker, part_train.join(part_val), len(stage.category_names),
+                                        model._progress) if cfg.refit and used else ranker
+        if cfg.refit and used:
+            per_kind[kind]["refit_rounds"] = int(ranker.rounds_)
         stage.gates[kind] = used
         for name, values in ranker.curves_.items():
             if name != "epoch":
