@@ -54,11 +54,12 @@ class RankingData:
     def __post_init__(self) -> None:
         check_ranking_inputs(self.features, self.labels, self.groups)
 
-    def join(self, other: RankingData) -> RankingData:
-        """This data's groups followed by ``other``'s."""
-        return RankingData(np.concatenate([self.features, other.features]),
-                           np.concatenate([self.labels, other.labels]),
-                           np.concatenate([self.groups, other.groups]))
+    def join(self, *others: RankingData) -> RankingData:
+        """This data's groups followed by each of ``others``'s, in order."""
+        parts = (self, *others)
+        return RankingData(np.concatenate([p.features for p in parts]),
+                           np.concatenate([p.labels for p in parts]),
+                           np.concatenate([p.groups for p in parts]))
 
     def subset(self, group_ids: np.ndarray) -> RankingData:
         """The given groups (by position), in that order."""

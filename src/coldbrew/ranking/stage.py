@@ -20,7 +20,7 @@ stopping on that kind's validation requests, and used only where it beat the ble
 order on them. With ``ranker.refit`` (default) the ranker that serves a kind is then trained
 afresh on all the periods, for the epochs early stopping chose: the validation period is the
 latest behaviour the fit has, and the small kinds (new users: a few hundred requests per
-period) gain most from twice the requests.
+period) gain most from the added requests.
 
 The **purchase** label: a purchase/order event, or a rating >= 4. Where (nearly) every
 positive event is already a purchase (retail logs such as UCI Online Retail) or none is,
@@ -462,10 +462,10 @@ def train_stage(model: Recommender, catalog: Catalog, events: Events,
     groups come from parts fitted on the events before it, labelled by its events. Periods
     1..p-1 give the *training* groups, period p the *validation* groups. Validation is thus
     strictly later than training, as the future is to the fitted model: a ranker that merely
-    memorised the training periods' best-sellers does not pass. One ranker per request kind (:func:`request_kinds`: warm users, new users,
-    new-item shelves) with at least 20 training and 30 validation requests; each stops early
-    on its kind's validation requests and, when ``require_gain``, is used only if it beats the
-    blend's order on them (NDCG@20). With ``refit``, a used kind's ranker is then trained
+    memorised the training periods' best-sellers does not pass. One ranker per request kind
+    (:func:`request_kinds`: warm users, new users, new-item shelves) with at least 20
+    training and 30 validation requests; each stops early on its kind's validation requests
+    and, when ``require_gain``, is used only if it beats the blend's order on them (NDCG@20). With ``refit``, a used kind's ranker is then trained
     afresh on all the periods' requests for the epochs (trees) early stopping kept: the judged
     ranker decides *whether* a kind is re-ranked, the refitted one, which has seen the
     latest period too, does the ranking.
@@ -474,7 +474,7 @@ def train_stage(model: Recommender, catalog: Catalog, events: Events,
     no kind gained. ``report["kinds"]`` says which kind uses a ranker and why; ``curves``
     are per epoch, keyed ``"<kind>_<metric>"`` on one ``"epoch"`` axis.
     """
-    from coldbrew.evaluation.splits import Split, temporal_split
+    from coldbrew.evaluation.splits import temporal_split
 
     started = time.perf_counter()
     cfg = model.config.ranker
@@ -487,7 +487,7 @@ def train_stage(model: Recommender, catalog: Catalog, events: Events,
     splits, rest = [], events
     for j in range(cfg.periods):  # newest first: each period is the last `share` of all events before it
         cut = temporal_split(rest, quantile=1.0 - share / (1.0 - j * share))
-        splits.insert(0, Split(train=cut.train, test=cut.test))
+        splits.insert(0, cut)
         rest = cut.train
     if min(min(len(s.train), len(s.test)) for s in splits) == 0:
         report["reason"] = "a hold-out period is empty"
@@ -498,9 +498,7 @@ def train_stage(model: Recommender, catalog: Catalog, events: Events,
         parts.append(data)
     report["purchase_label"] = definition
     val, older = parts[-1], [p for p in parts[:-1] if p is not None]
-    train = older[0] if older else None
-    for more in older[1:]:
-        train = train.join(more)
+    train = older[0].join(*older[1:]) if older else None
     if train is None or val is None or len(train.groups) < _MIN_GROUPS or len(val.groups) < 2:
         report["reason"] = "too few hold-out requests with a hit among the candidates"
         return None, report, {}
@@ -527,9 +525,10 @@ def train_stage(model: Recommender, catalog: Catalog, events: Events,
         after = grouped_ndcg(ranker.score(part_val.features), part_val.labels[:, 0], part_val.groups)
         used = bool(after > before) if cfg.require_gain else True
         per_kind[kind].update(val_ndcg_blend=round(before, 5), val_ndcg_ranker=round(after, 5), used=used)
-        stage.rankers[kind] = _refitted(cfg, ranker, part_train.join(part_val), len(stage.category_names),
-                                        model._progress) if cfg.refit and used else ranker
+        stage.rankers[kind] = ranker
         if cfg.refit and used:
+            stage.rankers[kind] = _refitted(cfg, ranker, part_train.join(part_val), len(stage.category_names),
+                                            model._progress)
             per_kind[kind]["refit_rounds"] = int(ranker.rounds_)
         stage.gates[kind] = used
         for name, values in ranker.curves_.items():
