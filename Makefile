@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,baselines,server,postgres,search,train]'
+	$(PY) -m pip install --quiet -e '.[dev,baselines,server,postgres,search,train,ray]'
 	@touch $(STAMP)
 
 demo: $(STAMP)

@@ -218,3 +218,35 @@ class _nullcontext:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_encode_fills_the_embedding_cache_that_fit_then_reuses(shop, tmp_path, capsys):
+    import numpy as np
+
+    model = tmp_path / "m"
+    assert main(["encode", "--catalog", str(shop["catalog"]), "--out", str(model),
+                 "--vectors", str(tmp_path / "vectors.npz")]) == 0
+    assert "encoded 52 distinct product texts (0 from the cache) in this process" in capsys.readouterr().err
+    with np.load(tmp_path / "vectors.npz") as saved:
+        assert saved["vectors"].shape == (52, 512) and saved["vectors"].dtype == np.float32
+        assert len(saved["item_ids"]) == 52 and str(saved["encoder"]).startswith("use-multilingual-v3")
+    assert main(["fit", "--catalog", str(shop["catalog"]), "--events", str(shop["events_path"]),
+                 "--out", str(model), "--config", str(_config(tmp_path))]) == 0
+    err = capsys.readouterr().err
+    assert f"reusing the embedding cache of {model}" in err
+    assert "encoded 0 distinct product texts (52 from the cache) in this process" in err
+
+
+@pytest.mark.parametrize("options, expect", [
+    (["--ray-address", "auto"], "coldbrew: error: --ray-address: only with --engine ray"),
+    (["--engine", "ray", "--ray-address", "http://head:8265"],
+     "coldbrew: error: --ray-address: expected 'auto', 'ray://HOST:PORT' or 'HOST:PORT', got 'http://head:8265'"),
+])
+def test_engine_options_that_make_no_sense_are_refused_before_any_work(shop, tmp_path, capsys, options, expect):
+    requests = _write_requests(tmp_path / "r.jsonl", [{"request_id": "1", "user_id": "u"}])
+    for args in (["encode", "--catalog", str(shop["catalog"]), "--out", str(tmp_path / "m")],
+                 ["fit", "--catalog", str(shop["catalog"]), "--events", str(shop["events_path"]), "--out", str(tmp_path / "m")],
+                 ["recommend", "--model", str(shop["model"]), "--requests", str(requests), "--out", str(tmp_path / "o.jsonl")]):
+        assert main(args + options) == 2
+        assert capsys.readouterr().err.strip().splitlines() == [expect]
+    assert not (tmp_path / "m").exists() and not (tmp_path / "o.jsonl").exists()

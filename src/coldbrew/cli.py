@@ -34,10 +34,12 @@ def _say(message: str) -> None:
 def _cmd_fit(args: argparse.Namespace) -> int:
     from coldbrew.config import load_config
     from coldbrew.data import load_catalog, load_events
+    from coldbrew.engine import encode_for_fit
     from coldbrew.pipeline import Recommender
     from coldbrew.storage import reuse_embedding_cache, save_model
 
     config = load_config(args.config)
+    _check_engine_options(args)
     started = time.perf_counter()
     catalog, report = load_catalog(args.catalog, config.columns, config.data.on_bad_rows)
     _say(report.summary())
@@ -46,6 +48,12 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     model = Recommender(config)
     if reuse_embedding_cache(model, args.out):  # refitting: only changed texts are encoded
         _say(f"reusing the embedding cache of {args.out}")
+    with _engine(args) as engine:  # batch encoding on the engine; training below, in this process
+        encoded = encode_for_fit(engine, model, catalog)
+        if encoded is not None:
+            _say(_encoded_summary(encoded, engine))
+    if encoded is None:
+        _say("the catalog is encoded in this process during fit ([lora] fine-tunes the encoder first)")
     model.fit(catalog, events)
     save_model(model, args.out)
     fr = model.fit_report_
@@ -100,18 +108,96 @@ def _cmd_add_items(args: argparse.Namespace) -> int:
 
 
 def _cmd_recommend(args: argparse.Namespace) -> int:
+    from coldbrew.engine import recommend_batch
     from coldbrew.requests import read_requests, write_recommendations
-    from coldbrew.storage import load_model
 
-    model = load_model(args.model)
+    _check_engine_options(args)
     requests = list(read_requests(args.requests))  # validate everything before any work
     started = time.perf_counter()
-    recs = model.recommend(requests, args.k)
+    with _engine(args) as engine:  # each worker loads the model once
+        recs = recommend_batch(engine, args.model, requests, args.k)
+        where = _engine_words(engine)
     write_recommendations(args.out, recs)
     elapsed = time.perf_counter() - started
     rate = len(requests) / elapsed if elapsed > 0 else float("inf")
-    _say(f"wrote {len(recs):,} recommendation lists to {args.out} ({rate:,.0f} requests/s)")
+    _say(f"wrote {len(recs):,} recommendation lists to {args.out} ({rate:,.0f} requests/s {where},"
+         " loading the model included)")
     return 0
+
+
+def _cmd_encode(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import numpy as np
+
+    from coldbrew.config import load_config
+    from coldbrew.data import load_catalog
+    from coldbrew.engine import encode_catalog
+    from coldbrew.errors import ColdbrewError
+    from coldbrew.storage.artifacts import _CACHE  # the file `fit --out DIR` reuses
+    from coldbrew.text import EmbeddingCache
+
+    config = load_config(args.config)
+    _check_engine_options(args)
+    if args.vectors is not None and not args.vectors.endswith(".npz"):
+        raise ConfigError(f"--vectors: expected a file name ending in .npz, got {args.vectors!r}")
+    catalog, report = load_catalog(args.catalog, config.columns, config.data.on_bad_rows)
+    _say(report.summary())
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out: {out} is a file, expected a directory (a model directory or a new one)")
+    cache = None
+    if (out / _CACHE).is_file():
+        try:
+            cache = EmbeddingCache.load(out / _CACHE)
+            _say(f"reusing the embedding cache of {out} ({len(cache):,} texts)")
+        except (ColdbrewError, OSError, ValueError):
+            _say(f"{out / _CACHE} is damaged: encoding everything again")
+    with _engine(args) as engine:
+        result = encode_catalog(engine, catalog, config, cache=cache)
+        _say(_encoded_summary(result, engine))
+    out.mkdir(parents=True, exist_ok=True)
+    result.cache.save(out / _CACHE)
+    _say(f"embedding cache ({len(result.cache):,} texts, {result.encoder_name}) written to {out / _CACHE}:"
+         f" `coldbrew fit --out {out}` re-encodes none of them")
+    if config.lora.enabled:
+        _say("note: with [lora] enabled, fit encodes again with the fine-tuned encoder when an epoch is kept")
+    if args.vectors:
+        np.savez(args.vectors, item_ids=np.asarray(catalog.item_ids, dtype=str), vectors=result.vectors,
+                 encoder=np.array(result.encoder_name))
+        _say(f"vectors {result.vectors.shape[0]:,} x {result.vectors.shape[1]} (float32, catalog order) and"
+             f" item_ids written to {args.vectors}")
+    return 0
+
+
+def _check_engine_options(args: argparse.Namespace) -> None:
+    """Refuse engine options that make no sense, before any file is read."""
+    from coldbrew.engine import check_ray_address
+
+    if args.engine != "ray" and args.ray_address is not None:
+        raise ConfigError("--ray-address: only with --engine ray")
+    check_ray_address(args.ray_address)
+
+
+def _engine(args: argparse.Namespace):
+    """The engine of ``--engine`` as a context manager (a Ray it started is shut down on exit)."""
+    from contextlib import closing
+
+    from coldbrew.engine import make_engine
+
+    return closing(make_engine(args.engine, address=args.ray_address))
+
+
+def _engine_words(engine) -> str:
+    if engine.name == "local":
+        return "in this process"
+    return f"on Ray, {engine.workers} worker{'s' if engine.workers != 1 else ''}"
+
+
+def _encoded_summary(result, engine) -> str:
+    rate = f", {result.rate:,.0f} texts/s" if result.encoded else ""
+    return (f"encoded {result.encoded:,} distinct product texts ({result.reused:,} from the cache)"
+            f" {_engine_words(engine)} in {result.seconds:.1f} s{rate}")
 
 
 def _cmd_similar(args: argparse.Namespace) -> int:
@@ -296,6 +382,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(data_dir=args.data_dir, quick=args.quick)
 
 
+def _add_engine_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="where batch encoding / recommendation runs: this process (default) or Ray"
+                   " (pip install 'coldbrew[ray]')")
+    p.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                   help="with --engine ray: 'auto', 'ray://HOST:PORT' or 'HOST:PORT' of a running cluster"
+                   " (default: start a local Ray in this process, on every core)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="coldbrew",
@@ -312,7 +407,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--events", required=True, metavar="EVENTS", help="events: user_id, item_id, timestamp, [event, value]")
     p.add_argument("--out", required=True, metavar="MODEL_DIR", help="directory to write the model to")
     p.add_argument("--config", metavar="FILE", help="TOML or JSON config (column mapping, hyper-parameters)")
+    _add_engine_options(p)
     p.set_defaults(func=_cmd_fit)
+
+    p = sub.add_parser("encode", help="encode a catalog's product texts into an embedding cache (and a vectors file)",
+                       description="Encode the text of every product with the configured encoder, as fit"
+                       " would, into MODEL_DIR/embedding_cache.npz: a later `coldbrew fit --out MODEL_DIR`"
+                       " re-encodes none of them. Texts already in that cache are not encoded again.")
+    p.add_argument("--catalog", required=True, metavar="ITEMS", help="products (as for fit)")
+    p.add_argument("--out", required=True, metavar="MODEL_DIR", help="directory for embedding_cache.npz (created if needed)")
+    p.add_argument("--vectors", metavar="FILE.npz", default=None,
+                   help="also write item_ids and their vectors (float32, catalog order) to this .npz file")
+    p.add_argument("--config", metavar="FILE", help="coldbrew config (column mapping, [encoder])")
+    _add_engine_options(p)
+    p.set_defaults(func=_cmd_encode)
 
     p = sub.add_parser("add-items", help="add new products (text only) to a saved model, without retraining")
     p.add_argument("--model", required=True, metavar="MODEL_DIR")
@@ -324,6 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--requests", required=True, metavar="REQUESTS.jsonl")
     p.add_argument("--k", type=_positive_int, default=10, metavar="K", help="list length (default 10)")
     p.add_argument("--out", required=True, metavar="RECS.jsonl")
+    _add_engine_options(p)
     p.set_defaults(func=_cmd_recommend)
 
     p = sub.add_parser("similar", help="items similar to one item (JSON on stdout)")
