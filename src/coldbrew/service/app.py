@@ -2,11 +2,14 @@
 
 Nothing happens at import. Start-up (in ``lifespan``): open the event store, load the active
 model version, seed an empty store from ``settings.seed_events``, replay the catalog changes
-made through the API (added, patched, deleted items survive restarts).
+made through the API (added, patched, deleted items survive restarts). On a shared
+PostgreSQL store, a :class:`~coldbrew.service.replicas.ReplicaFollower` then keeps this
+process in line with the other replicas (their catalog changes and retrained versions).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import logging
@@ -69,6 +72,9 @@ def create_app(settings: ServiceSettings, model: Any = None) -> Any:
         try:
             yield
         finally:
+            replicas = state.extras.get("replicas")
+            if replicas is not None:
+                replicas.close()
             state.batcher.close()  # queued requests are answered before the store closes
             state.extras["closing"] = True
             if state.scorer is not None:
@@ -139,23 +145,35 @@ def _add_offline_docs(app: Any, assets: Any) -> None:
 
 def _start(settings: ServiceSettings, model: Any, metrics: Any) -> Any:
     from coldbrew.service.batching import RecommendBatcher
+    from coldbrew.service.replicas import ReplicaFollower, model_base
     from coldbrew.service.retrain import Retrainer, VersionRegistry, load_active_model
     from coldbrew.service.state import ServiceState, freeze_heap, prepare_model
-    from coldbrew.storage.event_store import open_store
+    from coldbrew.storage.event_store import ReplicatedStore, open_store
 
     registry = VersionRegistry(settings.model_dir, settings.versions_dir)
     loaded = model is None
-    if model is None:
-        model, version = load_active_model(registry)
-    else:
-        version = "v0"
     store = open_store(settings.db_url)
     try:
+        replicated = isinstance(store, ReplicatedStore)
+        base = model_base(settings.model_dir) if replicated else ""
+        seq, directory = 0, registry.directory("v0")
+        if model is not None:
+            version = "v0"
+        elif replicated:  # the version the other replicas serve, when it descends from this model
+            model, version, directory, seq = _load_start_version(registry, store, base)
+        else:
+            model, version = load_active_model(registry)
         state = ServiceState(settings=settings, store=store, model=model, model_version=version, metrics=metrics)
-        snapshot = store.snapshot(with_events=False)
-        if settings.seed_events is not None and snapshot.n_events == 0:
-            count = seed_store(state, settings.seed_events)
-            log.info("seeded the empty event store with %d events from %s", count, settings.seed_events)
+        if replicated:  # created before the snapshot below: no item write in between is missed
+            state.extras["replicas"] = ReplicaFollower(state, store, base, seq, directory)
+        # Replicas starting together on an empty database: one seeds it, the others wait and
+        # then find it seeded (a shared store offers a lock for this; SQLite needs none).
+        exclusive = getattr(store, "exclusive", None)
+        with exclusive("seed") if exclusive is not None else contextlib.nullcontext():
+            snapshot = store.snapshot(with_events=False)
+            if settings.seed_events is not None and snapshot.n_events == 0:
+                count = seed_store(state, settings.seed_events)
+                log.info("seeded the empty event store with %d events from %s", count, settings.seed_events)
         with state.lock.write():
             state.apply_items(state.model, snapshot.items)
         prepare_model(state.model)  # encoder loaded, scoring caches built: no slow first request
@@ -166,10 +184,32 @@ def _start(settings: ServiceSettings, model: Any, metrics: Any) -> Any:
         if settings.scoring_process and loaded:
             state.extras["restart_scorer"] = lambda: _supervise_scorer(state, registry)
             _supervise_scorer(state, registry)
+        if replicated:
+            state.extras["replicas"].start()
     except BaseException:
         store.close()
         raise
     return state
+
+
+def _load_start_version(registry: Any, store: Any, base: str) -> tuple[Any, str, Any, int]:
+    """Load the version a replica starts with: ``(model, name, directory, activation number)``.
+
+    Falls back to the local registry's active version when the shared one cannot be loaded.
+    """
+    from coldbrew.service.replicas import start_version
+    from coldbrew.storage import load_model
+
+    version, directory, seq = start_version(store, registry, base)
+    try:
+        return load_model(directory), version, directory, seq
+    except Exception as exc:
+        local = str(registry.read()["active"])
+        if directory == registry.directory(local):
+            raise
+        log.warning("cannot load the shared active model version %s from %s (%s); serving %s", version,
+                    directory, exc, local)
+        return load_model(registry.directory(local)), local, registry.directory(local), seq
 
 
 # A scoring process that died is started again at most this often (seconds).
@@ -210,8 +250,10 @@ def _attach_scorer(state: Any, registry: Any) -> None:
     from coldbrew.service.scoring import ScoringProcess
 
     version = state.model_version
+    replicas = state.extras.get("replicas")  # it knows where a version another replica trained lives
+    directory = replicas.directory if replicas is not None else registry.directory(version)
     try:
-        scorer = ScoringProcess(state.settings, registry.directory(version),
+        scorer = ScoringProcess(state.settings, directory,
                                 state.store.snapshot(with_events=False).items)
     except Exception as exc:
         log.warning("no scoring process (%s); recommendations are scored in the server process", exc)

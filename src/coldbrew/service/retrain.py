@@ -9,6 +9,11 @@ child process at a lower CPU priority, watched by a background thread (requests 
 answered by the active model, without competing for the server's interpreter). The new version
 is loaded and warmed up, then the model lock is taken for a moment to catch up with catalog
 changes made meanwhile and swap.
+
+On a PostgreSQL store shared by several replicas (:mod:`coldbrew.service.replicas`), version
+names come from the database (no two replicas train the same ``vN``) and the new version is
+recorded there as the active one before it is swapped in; the other replicas load it from
+this replica's ``versions/`` directory, so that directory must be readable by all of them.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any
 
 from coldbrew.errors import ModelFormatError
 
-__all__ = ["VersionRegistry", "Retrainer", "load_active_model"]
+__all__ = ["VersionRegistry", "Retrainer", "load_active_model", "swap_model"]
 
 log = logging.getLogger("coldbrew.service")
 _REGISTRY = "versions.json"
@@ -129,6 +134,25 @@ def load_active_model(registry: VersionRegistry, encoder=None) -> tuple[Any, str
     return load_model(registry.directory(active), encoder=encoder), active
 
 
+def swap_model(state: Any, fresh: Any, directory: Path, version: str) -> None:
+    """Make a loaded, warmed-up model the active one of ``state`` (and of its scoring process).
+
+    The item records in the store are replayed onto it under the write lock, so catalog
+    changes made while it was trained or loaded are not lost.
+    """
+    state.replicate(lambda scorer: scorer.stage(directory, state.store.snapshot(with_events=False).items))
+    with state.lock.write():
+        items = state.store.snapshot(with_events=False).items
+        state.apply_items(fresh, items)
+        state.replicate(lambda scorer: scorer.commit(items))
+        state.model = fresh
+        state.model_version = version
+        state.invalidate_items()
+    if state.metrics is not None:
+        state.metrics.set_model(version, len(fresh.item_map_))
+        state.metrics.model_swaps.inc()
+
+
 def _fit_in_subprocess(catalog: Any, events: Any, config: Any, active_dir: Path, directory: Path) -> None:
     """Run ``coldbrew fit`` on a catalog and events in a child process, writing ``directory``.
 
@@ -206,7 +230,11 @@ class Retrainer:
         with self._lock:
             if self.running is not None:
                 return dict(self.running)
-            job = {"job_id": uuid.uuid4().hex[:12], "status": "queued", "version": self.registry.next_name(),
+            version = self.registry.next_name()
+            replicas = self.state.extras.get("replicas")
+            if replicas is not None:  # a name no other replica uses
+                version = replicas.reserve_version(_version_number(version))
+            job = {"job_id": uuid.uuid4().hex[:12], "status": "queued", "version": version,
                    "created_at": _now_iso(), "message": None}
             self._job = job
             self._thread = threading.Thread(target=self._run, args=(job,), name="coldbrew-retrain", daemon=True)
@@ -234,27 +262,22 @@ class Retrainer:
                 live = [i for i, item in enumerate(model.item_map_.ids()) if item not in state.deleted]
                 catalog = model.catalog_.subset(live)
                 config = model.config
-                active_dir = self.registry.directory(state.model_version)
+                replicas = state.extras.get("replicas")
+                active_dir = replicas.directory if replicas is not None else self.registry.directory(state.model_version)
             directory = self.registry.directory(version)
             _fit_in_subprocess(catalog, snapshot.events, config, active_dir, directory)
             fresh = load_model(directory)
             prepare_model(fresh)  # before the swap: the first requests on it are not slow
-            state.replicate(lambda scorer: scorer.stage(directory, state.store.snapshot(with_events=False).items))
-            with state.lock.write():
-                # Items written while training: the store has them all; replay the overlay.
-                items = state.store.snapshot(with_events=False).items
-                state.apply_items(fresh, items)
-                state.replicate(lambda scorer: scorer.commit(items))
-                state.model = fresh
-                state.model_version = version
-                state.invalidate_items()
             entry = {"version": version, "created_at": job["created_at"], "events": snapshot.n_events,
-                     "items": len(fresh.item_map_), "status": "ready",
-                     "seconds": round(time.perf_counter() - started, 1)}
+                     "items": len(fresh.item_map_), "status": "ready"}
+            if replicas is not None:  # recorded in the shared database first, then swapped in here
+                replicas.activate(fresh, version, directory, entry)
+            else:
+                swap_model(state, fresh, directory, version)
+            # counted after the swap, which adds the products written while training
+            entry.update(items=len(fresh.item_map_), seconds=round(time.perf_counter() - started, 1))
             self.registry.record(entry, activate=True)
             self.registry.prune(state.settings.keep_versions)
-            state.metrics.set_model(version, len(fresh.item_map_))
-            state.metrics.model_swaps.inc()
             state.metrics.retrains.labels("ok").inc()
             job["status"] = "done"
             log.info("retrained %s on %d events in %.1f s", version, snapshot.n_events, time.perf_counter() - started)

@@ -44,6 +44,14 @@ fsynced) or --db postgresql://user@host:5432/db[?schema=NAME] (needs
 pip install 'coldbrew[postgres]'). Catalog changes and onboarding profiles live in the
 same database and survive restarts.
 
+Replicas: several `coldbrew serve` processes may share one --db postgresql://... (e.g.
+behind a load balancer). Events, onboarding profiles and erasures posted to one are in
+every replica's next answer; product changes reach the others within about 0.3 s (each
+polls the database every 0.25 s); a retrain done by one is recorded in the database and
+loaded by the others from its MODEL_DIR/versions/ directory within 0.25 s plus the load
+time, so that directory must be readable by all of them (one machine, or a shared volume
+mounted at the same path).
+
 Privacy: with --pseudonymise-key (or COLDBREW_PSEUDONYMISE_KEY) user IDs are stored as
 HMAC-SHA256(key, user_id); clients keep using raw IDs (DELETE /v1/users/ID still works).
 

@@ -111,7 +111,9 @@ class ServiceState:
         it twice in one thread, e.g. do not call ``batcher.recommend`` while holding it).
     catalog_lock: serialises catalog writes (read-merge-store-apply of an item) without
         blocking readers during the store's commit.
-    extras: room for other routers' per-app objects (search indexes, ...).
+    extras: room for other routers' per-app objects (search indexes, ...); on a shared
+        PostgreSQL store ``extras["replicas"]`` is the
+        :class:`~coldbrew.service.replicas.ReplicaFollower` keeping this replica in line.
     scorer: the :class:`~coldbrew.service.scoring.ScoringProcess` replica scoring the
         batches on another core, or ``None`` (scored in this process).
     """
@@ -252,6 +254,19 @@ class ServiceState:
             prices = np.asarray(self.model.catalog_.prices, dtype=np.float64)
             keep &= np.isfinite(prices) & (prices <= max_price)
         return tuple(self.model.item_map_.ids(np.flatnonzero(keep)))
+
+    def holds(self, record: ItemRecord) -> bool:
+        """Whether the active model and overlay already match an item record (hold ``lock.read()``).
+
+        A replica skips the records it wrote itself (or already followed) this way.
+        """
+        item_id = record.item_id
+        if record.deleted:
+            return item_id in self.deleted and self.in_stock.get(item_id, True) == record.in_stock
+        pos = int(self.model.item_map_.lookup([item_id])[0])
+        if pos < 0 or item_id in self.deleted or self.in_stock.get(item_id, True) != record.in_stock:
+            return False
+        return item_record_of(self.model, pos).fields == _complete(record.fields)
 
     def apply_items(self, model: Any, records: Sequence[ItemRecord]) -> dict[str, int]:
         """Bring ``model`` and the overlay up to date with item records (hold ``lock.write()``).

@@ -25,6 +25,8 @@ __all__ = [
     "UserProfile",
     "UserHistory",
     "Snapshot",
+    "SharedVersion",
+    "ReplicatedStore",
     "open_store",
     "ITEM_FIELDS",
     "StorageError",
@@ -120,6 +122,55 @@ class EventStore(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+        ...
+
+
+@dataclass(frozen=True)
+class SharedVersion:
+    """A model version some replica activated, as a shared store records it.
+
+    ``directory`` is the path the replica wrote it to (other replicas load it from there, so
+    it must be on a filesystem they all read); ``seq`` orders activations (the highest is the
+    active version); ``base`` identifies the model directory the replica was started with.
+    """
+
+    version: str
+    directory: str
+    seq: int = 0
+    created_at: str = ""
+    events: int = 0
+    items: int = 0
+    base: str = ""
+
+
+@runtime_checkable
+class ReplicatedStore(Protocol):
+    """A store several ``coldbrew serve`` processes share (PostgreSQL), so they can agree.
+
+    Item records carry a revision from one counter that item writers take in commit order,
+    so a replica that has applied everything up to revision ``r`` only needs the rows above
+    it. Model activations are numbered by a second counter. SQLite stores do not implement
+    this: a SQLite service is one process.
+    """
+
+    def change_counters(self) -> dict[str, int]:
+        """``{"items": latest item revision, "model": latest activation}`` (one cheap query)."""
+        ...
+
+    def items_since(self, revision: int) -> tuple[list[ItemRecord], int]:
+        """Current records of the items changed after ``revision``, and the highest revision seen."""
+        ...
+
+    def reserve_version(self, at_least: int) -> str:
+        """A version name (``v<n>``, ``n >= at_least``) no replica of this store has used."""
+        ...
+
+    def record_version(self, version: SharedVersion) -> int:
+        """Record a version and make it the active one; returns its activation number."""
+        ...
+
+    def versions(self) -> list[SharedVersion]:
+        """Every recorded version, oldest activation first (the last one is active)."""
         ...
 
 

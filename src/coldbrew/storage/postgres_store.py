@@ -4,6 +4,20 @@ Each write is one transaction committed before the method returns; with PostgreS
 ``synchronous_commit=on`` the commit waits for the WAL flush, so an acknowledged event
 survives a crash of either process. Events are written with ``COPY`` (fast batches). Each
 thread has its own connection (the service's worker threads are few and long-lived).
+
+Several ``coldbrew serve`` processes may share one database (replicas, see
+:mod:`coldbrew.service.replicas`); for them the store also keeps, in the same schema:
+
+* ``replica_sync (name, seq)``: counters. ``items`` is bumped by every catalog write in the
+  same transaction as its rows, and the row lock it takes makes item writers commit in
+  counter order; each item row carries the counter value in ``items.rev``, so "every item
+  changed since revision r" is one indexed query. ``model`` numbers model activations,
+  ``names`` hands out version names.
+* ``model_versions``: the model versions replicas activated (name, directory, activation
+  number): the one with the highest number is the active model of every replica.
+
+Tables and columns are created when missing (idempotent, serialised by an advisory lock, so
+replicas starting at the same moment do not race on ``CREATE TABLE``).
 """
 
 from __future__ import annotations
@@ -12,11 +26,13 @@ import json
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from coldbrew.errors import ConfigError
 from coldbrew.storage.event_store import (
     ItemRecord,
+    SharedVersion,
     Snapshot,
     StorageError,
     StoredEvent,
@@ -82,11 +98,16 @@ class PostgresEventStore:
         self._events = f"{s}.events"
         self._items = f"{s}.items"
         self._profiles = f"{s}.profiles"
+        self._sync = f"{s}.replica_sync"
+        self._versions = f"{s}.model_versions"
         try:
             conn = self._conn()
         except StorageError as exc:
             raise ConfigError(f"--db: {exc}") from None
         with conn.transaction():
+            # Replicas starting together would race on CREATE TABLE IF NOT EXISTS (a unique
+            # violation in pg_type); one schema's migrations run one at a time.
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"coldbrew:{schema}",))
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
             conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {self._events} (id BIGSERIAL PRIMARY KEY,"
@@ -102,6 +123,18 @@ class PostgresEventStore:
             conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {self._profiles} (user_id TEXT PRIMARY KEY,"
                 " text TEXT NOT NULL, categories TEXT NOT NULL, updated_at BIGINT NOT NULL)"
+            )
+            conn.execute(f"ALTER TABLE {self._items} ADD COLUMN IF NOT EXISTS rev BIGINT NOT NULL DEFAULT 0")
+            conn.execute(f"CREATE INDEX IF NOT EXISTS items_rev ON {self._items} (rev)")
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {self._sync} (name TEXT PRIMARY KEY, seq BIGINT NOT NULL)")
+            conn.execute(
+                f"INSERT INTO {self._sync} (name, seq) VALUES ('items', 0), ('model', 0), ('names', 0)"
+                " ON CONFLICT (name) DO NOTHING"
+            )
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {self._versions} (version TEXT PRIMARY KEY,"
+                " directory TEXT NOT NULL, seq BIGINT NOT NULL, created_at TEXT NOT NULL,"
+                " events BIGINT NOT NULL, items BIGINT NOT NULL, base TEXT NOT NULL)"
             )
 
     def __repr__(self) -> str:
@@ -172,12 +205,17 @@ class PostgresEventStore:
         conn = self._conn()
         with conn.transaction(), conn.cursor() as cur:
             if item_rows:
+                # The counter's row lock is held to the commit: item writes commit in revision
+                # order, so a replica that saw revision r has seen every write below it.
+                rev = int(cur.execute(
+                    f"UPDATE {self._sync} SET seq = seq + 1 WHERE name = 'items' RETURNING seq"
+                ).fetchone()[0])
                 cur.executemany(
-                    f"INSERT INTO {self._items} (item_id, data, in_stock, deleted, updated_at)"
-                    " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (item_id) DO UPDATE SET"
+                    f"INSERT INTO {self._items} (item_id, data, in_stock, deleted, updated_at, rev)"
+                    " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (item_id) DO UPDATE SET"
                     " data = EXCLUDED.data, in_stock = EXCLUDED.in_stock, deleted = EXCLUDED.deleted,"
-                    " updated_at = EXCLUDED.updated_at",
-                    item_rows,
+                    " updated_at = EXCLUDED.updated_at, rev = EXCLUDED.rev",
+                    [(*row, rev) for row in item_rows],
                 )
             if profile_rows:
                 cur.executemany(
@@ -208,6 +246,76 @@ class PostgresEventStore:
                 ).fetchall()
                 events = events_from_rows(rows)
         return Snapshot(n_events=n, items=items, events=events)
+
+    # ------------------------------------------------------------------ replicas
+    @_guarded
+    def change_counters(self) -> dict[str, int]:
+        rows = self._conn().execute(f"SELECT name, seq FROM {self._sync}").fetchall()
+        return {str(name): int(seq) for name, seq in rows}
+
+    @_guarded
+    def items_since(self, revision: int) -> tuple[list[ItemRecord], int]:
+        rows = self._conn().execute(
+            f"SELECT item_id, data, in_stock, deleted, updated_at, rev FROM {self._items}"
+            " WHERE rev > %s ORDER BY rev, item_id",
+            (int(revision),),
+        ).fetchall()
+        records = [
+            ItemRecord(item_id, json.loads(data), bool(in_stock), bool(deleted), int(updated))
+            for item_id, data, in_stock, deleted, updated, _ in rows
+        ]
+        return records, max([int(revision)] + [int(row[5]) for row in rows])
+
+    @_guarded
+    def reserve_version(self, at_least: int) -> str:
+        n = self._conn().execute(
+            f"UPDATE {self._sync} SET seq = GREATEST(seq + 1, %s) WHERE name = 'names' RETURNING seq",
+            (int(at_least),),
+        ).fetchone()[0]
+        return f"v{int(n)}"
+
+    @_guarded
+    def record_version(self, version: SharedVersion) -> int:
+        conn = self._conn()
+        with conn.transaction():
+            seq = int(conn.execute(
+                f"UPDATE {self._sync} SET seq = seq + 1 WHERE name = 'model' RETURNING seq"
+            ).fetchone()[0])
+            conn.execute(
+                f"INSERT INTO {self._versions} (version, directory, seq, created_at, events, items, base)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (version) DO UPDATE SET"
+                " directory = EXCLUDED.directory, seq = EXCLUDED.seq, created_at = EXCLUDED.created_at,"
+                " events = EXCLUDED.events, items = EXCLUDED.items, base = EXCLUDED.base",
+                (version.version, version.directory, seq, version.created_at, int(version.events),
+                 int(version.items), version.base),
+            )
+        return seq
+
+    @_guarded
+    def versions(self) -> list[SharedVersion]:
+        rows = self._conn().execute(
+            f"SELECT version, directory, seq, created_at, events, items, base FROM {self._versions} ORDER BY seq"
+        ).fetchall()
+        return [SharedVersion(str(v), str(d), int(q), str(c), int(e), int(i), str(b)) for v, d, q, c, e, i, b in rows]
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """Hold a lock named ``name`` among all processes using this schema (e.g. replicas
+        seeding an empty store at start-up: one seeds, the others then find it seeded).
+
+        The lock belongs to this thread's connection: do the guarded work on this thread.
+        """
+        conn = self._conn()
+        key = f"coldbrew:{self.schema}:{name}"
+        try:
+            conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+        except self._psycopg.OperationalError as exc:
+            raise StorageError(f"event store (PostgreSQL): {str(exc).strip()}") from exc
+        try:
+            yield
+        finally:
+            if not (conn.closed or conn.broken):
+                conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
 
     def drop(self) -> None:
         """Drop this store's schema with everything in it (used by tests to clean up)."""

@@ -54,6 +54,14 @@ def _live_position(state: ServiceState, item_id: str) -> int:
     return pos
 
 
+def _catch_up(state: ServiceState) -> None:
+    """Apply other replicas' catalog changes first (hold ``catalog_lock``), so that a PATCH
+    merges into the item's latest state, not one a moment old."""
+    replicas = state.extras.get("replicas")
+    if replicas is not None:
+        replicas.catch_up()
+
+
 def _detail(state: ServiceState, pos: int) -> ItemDetailOut:
     record = item_record_of(state.model, pos, in_stock=state.in_stock.get(str(state.model.catalog_.item_ids[pos]), True))
     f = record.fields
@@ -101,6 +109,7 @@ def patch_item(state: State, item_id: ItemId, body: ItemPatch) -> ItemDetailOut:
     if "title" in changes and changes["title"] is None:
         raise ApiError(422, "field 'title': must not be null", "title")
     with state.catalog_lock:  # read-merge-store-apply of one item is atomic among writers
+        _catch_up(state)
         with state.lock.read():
             pos = _live_position(state, item_id)
             current = item_record_of(state.model, pos, in_stock=state.in_stock.get(item_id, True))
@@ -125,6 +134,7 @@ def patch_item(state: State, item_id: ItemId, body: ItemPatch) -> ItemDetailOut:
 )
 def delete_item(state: State, item_id: ItemId) -> dict[str, Any]:
     with state.catalog_lock:
+        _catch_up(state)
         with state.lock.read():
             pos = _live_position(state, item_id)
             current = item_record_of(state.model, pos, in_stock=state.in_stock.get(item_id, True))

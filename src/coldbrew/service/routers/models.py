@@ -38,6 +38,16 @@ def list_models(state: State) -> ModelsOut:
             "status": "active" if entry["version"] == active else str(entry.get("status", "ready")),
             "message": entry.get("message"),
         })
+    replicas = state.extras.get("replicas")
+    if replicas is not None:  # versions other replicas trained (in their own directories)
+        known = {v["version"] for v in versions}
+        for shared in replicas.versions():
+            if shared.version not in known:
+                versions.append({
+                    "version": shared.version, "created_at": shared.created_at, "events": shared.events,
+                    "items": shared.items, "status": "active" if shared.version == active else "ready",
+                    "message": None,
+                })
     job = retrainer.job
     if job is not None and job["status"] != "done":
         versions.append({"version": job["version"], "created_at": job["created_at"], "events": 0, "items": 0,
