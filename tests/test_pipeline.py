@@ -195,7 +195,7 @@ def test_tuned_half_lives_follow_the_pace_of_the_shop():
     assert slow_decay == pytest.approx(10 * decay, rel=0.02)
 
 
-@pytest.mark.parametrize("index", ["exact", "hnsw"])
+@pytest.mark.parametrize("index", ["exact", "hnsw", "ivf"])
 def test_retrieve_then_rank_path_agrees_with_exact_scoring(model, index):
     from dataclasses import replace
 
@@ -229,6 +229,35 @@ def test_retrieval_indexes_grow_with_added_items_instead_of_being_rebuilt():
     rec = model.recommend([Request("b", "u", _hist("s1", "s2", "s3"), text="running shoes")], k=1)[0]
     assert model._indexes["content"] is index and len(index) == 10
     assert rec.items == ["s9"]
+
+
+def test_ivf_indexes_take_added_items_without_a_rebuild():
+    from coldbrew.config import RetrievalConfig
+    from coldbrew.retrieval import FaissIndex
+
+    config = FitConfig(blend=BlendConfig(tune=False),
+                       retrieval=RetrievalConfig(dense_limit=0, per_source=3, exact_below=0))
+    model = Recommender(config).fit(*_shop(), progress=False)
+    model.recommend([Request("a", "u", _hist("s1"))], k=2)
+    inner = {name: model._indexes[name].inner for name in ("cf", "content")}
+    assert all(isinstance(i, FaissIndex) and len(i) == 9 for i in inner.values())
+    assert inner["content"].kind == "ivf" and inner["cf"].kind == "flat"  # short CF factors: exact faiss
+    raw = {name: i.faiss_index for name, i in inner.items()}
+    popular = model._popular(3)
+    new, _ = catalog_from_frame(pd.DataFrame({"item_id": ["s9"], "title": ["carbon running shoes"]}))
+    model.add_items(new)
+    rec = model.recommend([Request("b", "u", _hist("s1", "s2", "s3"), text="running shoes")], k=1)[0]
+    for name in ("cf", "content"):
+        assert model._indexes[name].inner is inner[name] and inner[name].faiss_index is raw[name]
+        assert len(inner[name]) == 10
+    assert rec.items == ["s9"]
+    # the cached statistics were extended with the new item, and agree with a full recount
+    np.testing.assert_array_equal(model._popular(3), np.argsort(-model.popularity_, kind="stable")[:3])
+    assert len(popular) == 3
+    mean, cov = model._moments("content")
+    vectors = model.text_vectors_.astype(np.float64)
+    np.testing.assert_allclose(mean, vectors.mean(axis=0), atol=1e-12)
+    np.testing.assert_allclose(cov, np.cov(vectors, rowvar=False, bias=True), atol=1e-12)
 
 
 # ---------------------------------------------------------------- new products, nearest history item

@@ -519,20 +519,28 @@ class RetrievalConfig:
     Catalogs up to ``dense_limit`` items are scored exactly (every item, a numpy reference).
     Larger ones retrieve ``per_source`` candidates from each source (an ANN index over CF
     factors and one over text vectors, co-occurrence neighbours, popular items) and rank only
-    those. ``index``: ``"auto"`` (exact below 50,000 vectors, faiss HNSW from there on),
-    ``"hnsw"``, ``"faiss"`` (flat, exact) or ``"exact"`` (numpy).
+    those. ``index``: ``"auto"`` (exact below ``exact_below`` vectors, faiss IVF from there
+    on for text vectors, 8-bit codes; exact faiss for CF factors; about 0.8 GB for both
+    indexes per 1M products), ``"ivf"``, ``"hnsw"``, ``"faiss"`` (flat, exact) or ``"exact"``
+    (numpy). ``nprobe``: IVF lists scanned per query (of about ``sqrt(n)``; higher is more
+    exact and slower). The indexes are saved with the model once the catalog is above
+    ``dense_limit``.
     """
 
     dense_limit: int = 50_000
     per_source: int = 200
     index: str = "auto"
+    exact_below: int = 50_000
+    nprobe: int = 32
 
     def __post_init__(self) -> None:
-        kinds = ("auto", "exact", "faiss", "hnsw")
+        kinds = ("auto", "exact", "faiss", "hnsw", "ivf")  # coldbrew.retrieval.INDEX_KINDS
         if self.index not in kinds:
             raise ConfigError(f"retrieval.index: unknown index {self.index!r}; expected one of: {', '.join(kinds)}")
         if self.dense_limit < 0 or self.per_source < 1:
             raise ConfigError("retrieval: dense_limit must be >= 0 and per_source >= 1")
+        if self.exact_below < 0 or self.nprobe < 1:
+            raise ConfigError(f"retrieval: exact_below must be >= 0 and nprobe >= 1, got {self.exact_below!r} and {self.nprobe!r}")
 
 
 @dataclass(frozen=True)

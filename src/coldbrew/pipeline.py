@@ -181,6 +181,7 @@ class Recommender:
         """
         cfg = self.config
         self._indexes: dict[str, object] = {}
+        self._stats = {}  # a refit starts its derived statistics afresh (see _refresh)
         self._neighbors = None
         self.item_map_ = IdMap(catalog.item_ids, kind="item")
         self.catalog_ = catalog
@@ -279,10 +280,15 @@ class Recommender:
         lexical = HashingEncoder(dim=dim).encode(texts)
         return np.hstack([vectors, lexical]) / np.sqrt(2.0)
 
-    def _fill_cold_items(self, positions: np.ndarray, vectors: np.ndarray | None = None) -> None:
-        """Give items without interactions bridged CF factors and popularity (``vectors``: see ``_bridge_inputs``)."""
+    def _fill_cold_items(self, positions: np.ndarray, vectors: np.ndarray | None = None,
+                         appended_from: int | None = None) -> None:
+        """Give items without interactions bridged CF factors and popularity (``vectors``: see ``_bridge_inputs``).
+
+        ``appended_from``: set by ``add_items`` when only items from this row on are new and
+        nothing before it changed (cached catalog statistics are then extended, not redone).
+        """
         if len(positions) == 0:
-            self._refresh()
+            self._refresh(unchanged_below=appended_from)
             return
         predicted = self.bridge_.predict(self._bridge_inputs(positions, vectors))
         f = self.item_factors_.shape[1]
@@ -293,7 +299,7 @@ class Recommender:
             self._fold_in_pseudo(positions)
         # A product nobody has bought yet is less proven than a best-seller with the same text.
         self.popularity_[positions] = np.minimum(predicted[:, -1], np.median(self.popularity_[self.item_warm_]) if self.item_warm_.any() else 0.0)
-        self._refresh()
+        self._refresh(unchanged_below=appended_from)
 
     def _fit_cf(self, matrix: sp.csr_matrix, user_idx: np.ndarray, item_idx: np.ndarray, timestamps: np.ndarray) -> None:
         """Fit the CF model(s) on the (optionally augmented) interaction strengths.
@@ -396,11 +402,19 @@ class Recommender:
             return np.hstack([als * self.cf_scales_[0], graph * self.cf_scales_[1]]).astype(np.float32)
         return self._fold.fold_in(confidence(strengths, self.config.als.alpha))
 
-    def _refresh(self) -> None:
+    def _refresh(self, unchanged_below: int | None = None) -> None:
+        """Reset what is derived from the item arrays after they changed.
+
+        ``unchanged_below``: rows before it are as they were (``add_items`` appends): the
+        running sums behind :meth:`_moments` and the popular list are extended, not redone.
+        """
         # With LightGCN side by side ("concat"), ALS owns the first als.factors columns.
         als_items = self.item_factors_[:, : self.config.als.factors]
         self._fold = ALSModel.from_factors(self.config.als, als_items, np.zeros((0, als_items.shape[1])))
-        self._stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # item vectors changed
+        old = getattr(self, "_stats", {}) if unchanged_below is not None else {}
+        # name -> (rows covered, ...): each entry is valid for its first rows-covered items
+        self._stats: dict[str, tuple] = {key: v for key, v in old.items()
+                                         if key in ("cf", "content", "popular") and v[0] <= unchanged_below}
         n = len(self.item_map_)
         if self.cooccurrence_.shape[0] != n:
             c = self.cooccurrence_.tocoo()
@@ -431,7 +445,8 @@ class Recommender:
         self.item_warm_ = np.concatenate([self.item_warm_, np.zeros(len(added), bool)])
         adapter = getattr(self, "adapter_", None)
         raw_for_bridge = adapter is not None and not self.config.adapter.adapt_bridge
-        self._fill_cold_items(np.arange(start, start + len(added)), vectors if raw_for_bridge else None)
+        self._fill_cold_items(np.arange(start, start + len(added)), vectors if raw_for_bridge else None,
+                              appended_from=start)
         return len(added)
 
     # ------------------------------------------------------------------ scoring
@@ -538,7 +553,7 @@ class Recommender:
         """
         if nearest is None:
             nearest = self.config.blend.new_item_nearest
-        if not nearest or self.item_warm_.all() or not shelf.any():
+        if not nearest or not shelf.any() or self.item_warm_.all():  # shelf first: O(n) check last
             return None
         from coldbrew.models import neighbors as nb
 
@@ -583,18 +598,60 @@ class Recommender:
             self._indexes = {}
         index = self._indexes.get(name)
         if index is None:
-            index = make_index(self.config.retrieval.index, vectors.shape[1])
+            r = self.config.retrieval
+            index = make_index(r.index, vectors.shape[1], exact_below=r.exact_below, nprobe=r.nprobe)
             self._indexes[name] = index
         if len(index) < len(vectors):  # new items are appended, so only the tail is added
             index.add(np.ascontiguousarray(vectors[len(index):], dtype=np.float32))
         return index
 
+    def _retrieval_indexes(self) -> dict[str, object]:
+        """The "cf" and "content" indexes, built now, when the catalog is above ``dense_limit``
+        (``{}`` otherwise: small catalogs are scored densely). What a model directory saves."""
+        if len(self.item_map_) <= self.config.retrieval.dense_limit:
+            return {}
+        return {name: self._index(name) for name in ("cf", "content")}
+
     def _moments(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """Mean (d,) and covariance (d, d) of item vectors: exact per-user score statistics."""
-        if name not in self._stats:
-            vectors = (self.item_factors_ if name == "cf" else self.text_vectors_).astype(np.float64)
-            self._stats[name] = (vectors.mean(axis=0), np.cov(vectors, rowvar=False, bias=True))
-        return self._stats[name]
+        """Mean (d,) and covariance (d, d) of item vectors: exact per-user score statistics.
+
+        Kept as float64 running sums (count, sum, sum of outer products), so items appended by
+        ``add_items`` are folded in at O(new items) instead of a pass over the catalog.
+        """
+        vectors = self.item_factors_ if name == "cf" else self.text_vectors_
+        n, d = vectors.shape
+        count, total, outer = self._stats.get(name, (0, np.zeros(d), np.zeros((d, d))))
+        if count < n:
+            total, outer = total.copy(), outer.copy()
+            for start in range(count, n, 65_536):  # bounded float64 copies
+                block = vectors[start : min(start + 65_536, n)].astype(np.float64)
+                total += block.sum(axis=0)
+                outer += block.T @ block
+            count = n
+            self._stats[name] = (count, total, outer)
+        mean = total / max(count, 1)
+        return mean, outer / max(count, 1) - np.outer(mean, mean)
+
+    def _popular(self, m: int) -> np.ndarray:
+        """The ``m`` most popular items, most popular first (ties: lower index), cached."""
+        n = len(self.popularity_)
+        cached = self._stats.get("popular")
+        if cached is not None and cached[1] == m and cached[0] <= n:
+            # rows before cached[0] kept their popularity: only the appended ones can enter
+            pool = np.concatenate([cached[2], np.arange(cached[0], n)])
+            top = pool[np.lexsort((pool, -self.popularity_[pool]))[:m]]
+        else:
+            top = np.argsort(-self.popularity_, kind="stable")[:m]
+        self._stats["popular"] = (n, m, top)
+        return top
+
+    def _catalog_stats(self) -> tuple[int, float, float]:
+        """(warm items, popularity mean, popularity std), computed once per change of the items."""
+        cached = self._stats.get("catalog")
+        if cached is None or cached[0] != len(self.popularity_):
+            cached = self._stats["catalog"] = (len(self.popularity_), int(self.item_warm_.sum()),
+                                               float(self.popularity_.mean()), float(self.popularity_.std()))
+        return cached[1:]
 
     def _recommend_retrieved(self, chunk: Sequence[Request], k: int, mode: str) -> list[Recommendation]:
         """Retrieve-then-rank for catalogs above ``retrieval.dense_limit`` items.
@@ -609,7 +666,8 @@ class Recommender:
         batch = self._batch(chunk, dense=False)
         user_factors, damped, profile = self._profiles(batch)
         cooc = (damped @ self.cooccurrence_).tocsr()
-        blocked_all, pools, n_warm = [], [], int(self.item_warm_.sum())
+        n_warm, pop_mean, pop_std = self._catalog_stats()
+        blocked_all, pools = [], []
         shelf = np.zeros(len(chunk), dtype=bool)  # as _shelf: no item with interactions allowed
         for r, req in enumerate(chunk):
             blocked = self.item_map_.lookup([h.item_id for h in req.history] + list(req.exclude))
@@ -625,7 +683,7 @@ class Recommender:
         # History and excluded items are excluded inside the ANN search so they use no slots.
         _, cf_ids = self._index("cf").search(user_factors, m, exclude=blocked_all)
         _, text_ids = self._index("content").search(profile, m, exclude=blocked_all)
-        popular = np.argsort(-self.popularity_, kind="stable")[:m]
+        popular = self._popular(m)
         weights = self._weights(batch.n_history)
         b = self.config.blend
         stats = {}
@@ -633,7 +691,6 @@ class Recommender:
             mean, cov = self._moments(name)
             q = queries.astype(np.float64)
             stats[name] = (q @ mean, np.sqrt(np.maximum(np.einsum("nd,de,ne->n", q, cov, q), 0.0)))
-        pop_mean, pop_std = float(self.popularity_.mean()), float(self.popularity_.std())
         rerank_users = None
         if getattr(self, "reranker_", None) is not None and mode != "similar":
             rerank_users = self.reranker_.user_table(self, chunk, batch)

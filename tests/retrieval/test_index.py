@@ -16,7 +16,10 @@ from coldbrew.retrieval import (
     ExactIndex,
     FaissIndex,
     VectorIndex,
+    ivf_lists,
+    load_index,
     make_index,
+    save_index,
 )
 
 pytest.importorskip("faiss")
@@ -29,7 +32,9 @@ FACTORIES: dict[str, Callable[[int], VectorIndex]] = {
     "exact": ExactIndex,
     "flat": lambda dim: FaissIndex(dim, kind="flat"),
     "hnsw": lambda dim: FaissIndex(dim, kind="hnsw"),
+    "ivf": lambda dim: FaissIndex(dim, kind="ivf"),  # float lists at this dim: exact scores
     "auto": AutoIndex,
+    "auto-ivf": lambda dim: AutoIndex(dim, threshold=0),
 }
 
 
@@ -156,6 +161,95 @@ def test_hnsw_recall_against_exact() -> None:
     assert not any(set(row) & set(banned) for row, banned in zip(found, exclude))
 
 
+def clustered_rows(rng: np.random.Generator, n: int, dim: int, clusters: int = 40) -> np.ndarray:
+    """Unit vectors around ``clusters`` centres: what encoders give, unlike uniform noise."""
+    centres = unit_rows(rng, clusters, dim)
+    x = centres[rng.integers(0, clusters, n)] + 0.35 * unit_rows(rng, n, dim)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.mark.parametrize("codec", ["sq8", "flat"])
+def test_ivf_recall_and_exclusion_against_exact(codec: str) -> None:
+    rng = np.random.default_rng(0)
+    x = clustered_rows(rng, 4000, 160)
+    q = clustered_rows(rng, 100, 160)
+    exact, ivf = ExactIndex(160), FaissIndex(160, kind="ivf", codec=codec)
+    exact.add(x)
+    ivf.add(x)
+    assert ivf.nlist == 63 and ivf.codec == codec  # ivf_lists(4000): about sqrt(n)
+    exclude = [rng.choice(4000, size=15, replace=False) for _ in range(100)]
+    _, truth = exact.search(q, 20, exclude)
+    scores, found = ivf.search(q, 20, exclude)
+    recall = np.mean([len(set(a) & set(b)) / 20 for a, b in zip(truth, found)])
+    assert recall >= 0.95
+    assert not any(set(row) & set(banned) for row, banned in zip(found, exclude))
+    assert np.all(np.diff(scores, axis=1) <= 1e-6)
+
+
+def test_ivf_finds_the_best_inner_products_of_vectors_of_different_norms() -> None:
+    # CF factors: popular items have long vectors, so the best inner product is often not
+    # the nearest angle; the lift onto a sphere keeps IVF's recall
+    rng = np.random.default_rng(3)
+    x = clustered_rows(rng, 5000, 32) * rng.lognormal(0.0, 0.6, (5000, 1)).astype(np.float32)
+    q = clustered_rows(rng, 100, 32) * rng.lognormal(0.0, 0.6, (100, 1)).astype(np.float32)
+    exact, ivf = ExactIndex(32), FaissIndex(32, kind="ivf")
+    exact.add(x)
+    ivf.add(x)
+    truth_scores, truth = exact.search(q, 20)
+    scores, found = ivf.search(q, 20)
+    assert np.mean([len(set(a) & set(b)) / 20 for a, b in zip(truth, found)]) >= 0.95
+    np.testing.assert_allclose(scores[:, 0], truth_scores[:, 0], rtol=1e-4)  # float lists: exact scores
+
+
+def test_ivf_appends_without_retraining_and_keeps_earlier_ids() -> None:
+    rng = np.random.default_rng(1)
+    x = clustered_rows(rng, 2000, 32)
+    index = FaissIndex(32, kind="ivf")
+    index.add(x)
+    raw, nlist = index.faiss_index, index.nlist
+    _, before = index.search(x[:50], 5)
+    extra = clustered_rows(rng, 300, 32)
+    index.add(extra)
+    assert index.faiss_index is raw and index.nlist == nlist and len(index) == 2300
+    _, ids = index.search(extra[-3:], 1)  # each new vector finds itself, under its new id
+    np.testing.assert_array_equal(ids[:, 0], [2297, 2298, 2299])
+    _, after = index.search(x[:50], 5)
+    kept = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(before, after)])
+    assert kept >= 0.9  # earlier vectors keep their ids (new ones may outrank some)
+
+
+def test_ivf_lists_grow_with_the_square_root() -> None:
+    assert ivf_lists(0) == 1 and ivf_lists(10) == 1
+    assert ivf_lists(100_000) == 316 and ivf_lists(1_000_000) == 1000
+
+
+def test_saved_index_loads_with_identical_results(tmp_path) -> None:
+    rng = np.random.default_rng(2)
+    x, q = clustered_rows(rng, 3000, 200), clustered_rows(rng, 20, 200)
+    auto = AutoIndex(200, threshold=1000)
+    auto.add(x)
+    path = tmp_path / "content.faiss"
+    meta = save_index(auto, path)
+    assert meta == {"kind": "ivf", "max_norm": auto.inner.max_norm}
+    loaded = load_index(path, **meta)
+    assert loaded.kind == "ivf" and loaded.codec == "sq8" and len(loaded) == 3000
+    exclude = [np.arange(r, r + 3) for r in range(20)]
+    for a, b in zip(auto.search(q, 10, exclude), loaded.search(q, 10, exclude)):
+        np.testing.assert_array_equal(a, b)
+    wrapped = AutoIndex(200, inner=loaded)
+    wrapped.add(x[:5])  # appends go to the loaded index
+    assert wrapped.inner is loaded and len(loaded) == 3005
+    small = AutoIndex(200)
+    small.add(x[:10])
+    assert save_index(small, tmp_path / "small.faiss") is None  # exact: rebuilt from the vectors
+    assert not (tmp_path / "small.faiss").exists()
+    (tmp_path / "junk.faiss").write_bytes(b"not an index")
+    with pytest.raises(ValueError, match="not a readable faiss index"):
+        load_index(tmp_path / "junk.faiss")
+    with pytest.raises(ValueError, match="max_norm"):
+        load_index(path)
+
+
 def test_missing_faiss_names_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "faiss", None)  # makes "import faiss" fail
     with pytest.raises(ImportError, match="pip install faiss-cpu"):
@@ -165,12 +259,22 @@ def test_missing_faiss_names_what_to_install(monkeypatch: pytest.MonkeyPatch) ->
 # ---------------------------------------------------------------------- factory
 def test_make_index_kinds() -> None:
     assert isinstance(make_index("exact", 4), ExactIndex)
-    flat, hnsw = make_index("faiss", 4), make_index("hnsw", 4)
+    flat, hnsw, ivf = make_index("faiss", 4), make_index("hnsw", 4), make_index("ivf", 4, nprobe=3)
     assert isinstance(flat, FaissIndex) and flat.kind == "flat"
     assert isinstance(hnsw, FaissIndex) and hnsw.kind == "hnsw"
-    assert isinstance(make_index("auto", 4), AutoIndex)
-    with pytest.raises(ConfigError, match="auto, exact, faiss, hnsw"):
+    assert isinstance(ivf, FaissIndex) and ivf.kind == "ivf" and ivf.nprobe == 3
+    auto = make_index("auto", 4, exact_below=7)
+    assert isinstance(auto, AutoIndex) and auto.threshold == 7
+    with pytest.raises(ConfigError, match="auto, exact, faiss, hnsw, ivf"):
         make_index("annoy", 4)
+    with pytest.raises(ConfigError, match="nprobe must be >= 1"):
+        make_index("ivf", 4, nprobe=0)
+    with pytest.raises(ConfigError, match="exact_below must be >= 0"):
+        make_index("auto", 4, exact_below=-1)
+    with pytest.raises(ConfigError, match="codec"):
+        FaissIndex(4, kind="ivf", codec="pq")
+    with pytest.raises(ConfigError, match="'flat', 'hnsw' or 'ivf'"):
+        FaissIndex(4, kind="ivfpq")
 
 
 def test_auto_decides_at_the_first_add() -> None:
@@ -179,7 +283,10 @@ def test_auto_decides_at_the_first_add() -> None:
     small.add(unit_rows(rng, 9, 4))
     large.add(unit_rows(rng, 10, 4))
     assert isinstance(small.inner, ExactIndex)
-    assert isinstance(large.inner, FaissIndex) and large.inner.kind == "hnsw"
+    assert isinstance(large.inner, FaissIndex) and large.inner.kind == "flat"  # 4-d: exact faiss
+    text = AutoIndex(200, threshold=10)
+    text.add(unit_rows(rng, 50, 200))
+    assert isinstance(text.inner, FaissIndex) and text.inner.kind == "ivf" and text.inner.codec == "sq8"
     small.add(unit_rows(rng, 30, 4))  # stays exact
     assert isinstance(small.inner, ExactIndex) and len(small) == 39
 

@@ -119,3 +119,100 @@ def test_refit_into_the_same_directory_encodes_only_changed_texts(fitted, tmp_pa
     np.testing.assert_allclose(vectors[0], fitted.text_vectors_[0], atol=1e-6)
     (tmp_path / "m" / "embedding_cache.npz").write_bytes(b"garbage")
     assert not reuse_embedding_cache(Recommender(), tmp_path / "m")
+
+
+# ---------------------------------------------------------------- saved retrieval indexes
+@pytest.fixture(scope="module")
+def large():
+    """A model on the retrieve-then-rank path with faiss IVF indexes (tiny thresholds)."""
+    from coldbrew.config import RetrievalConfig
+
+    catalog, _ = catalog_from_frame(pd.DataFrame({
+        "item_id": list("abcdefgh"),
+        "title": ["red wine", "white wine", "rose wine", "sparkling wine",
+                  "green tea", "black tea", "oolong tea", "jasmine tea"],
+    }))
+    rows = [(f"u{u}", item, 1_700_000_000 + 10 * u + j, "purchase")
+            for u in range(40) for j, item in enumerate("abcd" if u % 2 else "efgh") if (u + j) % 3]
+    events, _ = events_from_frame(pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp", "event"]))
+    config = FitConfig(blend=BlendConfig(tune=False),
+                       retrieval=RetrievalConfig(dense_limit=0, per_source=3, exact_below=0))
+    return Recommender(config).fit(catalog, events, progress=False)
+
+
+LARGE_REQUESTS = [Request("1", "u1", (HistoryEvent("a", 1_700_001_000, "purchase"),)),
+                  Request("2", "new", text="tea"), Request("3", "u2", (HistoryEvent("e", 1_700_001_000, "view"),))]
+
+
+def _faiss_inner(model, name):
+    from coldbrew.retrieval import FaissIndex
+
+    inner = model._indexes[name].inner
+    # CF factors (short): exact faiss; text vectors: IVF over 8-bit codes
+    assert isinstance(inner, FaissIndex) and inner.kind == ("flat" if name == "cf" else "ivf")
+    return inner
+
+
+def test_indexes_are_saved_and_loaded_not_rebuilt(large, tmp_path):
+    before = large.recommend(LARGE_REQUESTS, k=3)
+    save_model(large, tmp_path / "m")
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert {name: {k: e[k] for k in ("file", "size", "dim", "kind")} for name, e in manifest["indexes"].items()} == {
+        "cf": {"file": "index_cf-0.faiss", "size": 8, "dim": large.item_factors_.shape[1], "kind": "flat"},
+        "content": {"file": "index_content-0.faiss", "size": 8, "dim": large.text_vectors_.shape[1], "kind": "ivf"},
+    }
+    loaded = load_model(tmp_path / "m")
+    for name in ("cf", "content"):  # read from the files, before any request
+        assert len(_faiss_inner(loaded, name)) == 8
+    assert _faiss_inner(loaded, "content").codec == "sq8"  # 512-d text vectors: 8-bit codes
+    assert {"cf", "content", "popular"} <= set(loaded._stats)  # catalog statistics saved too
+    np.testing.assert_allclose(loaded._moments("content")[1], large._moments("content")[1], atol=1e-12)
+    after = loaded.recommend(LARGE_REQUESTS, k=3)
+    assert [r.items for r in before] == [r.items for r in after]
+    np.testing.assert_allclose([r.scores for r in before], [r.scores for r in after], rtol=1e-5)
+
+
+def test_added_items_are_appended_to_the_saved_indexes(large, tmp_path):
+    save_model(large, tmp_path / "m")
+    model = load_model(tmp_path / "m")
+    content = _faiss_inner(model, "content")
+    raw = content.faiss_index
+    new, _ = catalog_from_frame(pd.DataFrame({"item_id": ["i", "j"], "title": ["matcha green tea", "port wine"]}))
+    assert model.add_items(new) == 2
+    save_items(model, tmp_path / "m", model.manifest_)
+    assert content.faiss_index is raw and len(content) == 10  # appended, not rebuilt
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert {e["file"]: e["size"] for e in manifest["indexes"].values()} == {
+        "index_cf-1.faiss": 10, "index_content-1.faiss": 10}
+    assert sorted(p.name for p in (tmp_path / "m").glob("index_*")) == ["index_cf-1.faiss", "index_content-1.faiss"]
+    reloaded = load_model(tmp_path / "m")
+    assert len(_faiss_inner(reloaded, "content")) == 10
+    _, ids = reloaded._index("content").search(reloaded.query_vectors(["matcha green tea"]), 1)
+    assert ids[0, 0] == reloaded.item_map_.index("i")  # retrievable under its new id
+    assert "i" in reloaded.recommend([Request("n", "", text="matcha green tea")], k=10)[0].items
+
+
+def test_a_directory_without_index_files_builds_them_on_first_use(large, tmp_path):
+    save_model(large, tmp_path / "m")
+    manifest_path = tmp_path / "m" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["indexes"]  # as written before indexes were saved
+    manifest_path.write_text(json.dumps(manifest))
+    for path in (tmp_path / "m").glob("index_*"):
+        path.unlink()
+    loaded = load_model(tmp_path / "m")
+    assert loaded._indexes == {}
+    assert [r.items for r in loaded.recommend(LARGE_REQUESTS, k=3)] == [r.items for r in large.recommend(LARGE_REQUESTS, k=3)]
+    assert len(_faiss_inner(loaded, "cf")) == 8
+
+
+@pytest.mark.parametrize("damage", ["missing", "garbage"])
+def test_a_damaged_index_file_is_refused_clearly(large, tmp_path, damage):
+    save_model(large, tmp_path / "m")
+    path = tmp_path / "m" / "index_content-0.faiss"
+    if damage == "missing":
+        path.unlink()
+    else:
+        path.write_bytes(b"garbage")
+    with pytest.raises(ModelFormatError, match="index_content-0.faiss"):
+        load_model(tmp_path / "m")

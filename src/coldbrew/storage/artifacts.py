@@ -7,9 +7,14 @@ Layout of a model directory::
     users.parquet              user IDs known at fit, in factor order
     items-<generation>.parquet the catalog (grows with add-items)
     item_arrays-<generation>.npz  per-item arrays (text vectors, factors, popularity, warmth)
+    index_<name>-<generation>.faiss  the retrieval indexes ("cf", "content") of a catalog above
+                               retrieval.dense_limit, in faiss's binary format (listed in the
+                               manifest under "indexes"; absent for smaller catalogs)
 
-``add-items`` writes a new generation of the two item files and then replaces the manifest
-atomically, so a crash at any point leaves either the old or the new model, never a mix.
+``add-items`` writes a new generation of the item files (and indexes, with the new items
+appended, not rebuilt) and then replaces the manifest atomically, so a crash at any point
+leaves either the old or the new model, never a mix. A model directory without index files
+(smaller catalogs, or written before indexes were saved) builds its indexes on first use.
 """
 
 from __future__ import annotations
@@ -74,12 +79,21 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _atomic_write_bytes(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    write(tmp)
+def _tmp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def _commit(tmp: Path, path: Path) -> None:
+    """Flush ``tmp`` to disk and move it onto ``path`` in one step."""
     with open(tmp, "rb") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+def _atomic_write_bytes(path: Path, write) -> None:
+    tmp = _tmp_path(path)
+    write(tmp)
+    _commit(tmp, path)
 
 
 def _save_npz(path: Path, **arrays: np.ndarray) -> None:
@@ -231,14 +245,93 @@ def save_items(model, directory: str | Path, manifest: dict[str, Any] | None = N
         text_vectors=model.text_vectors_, item_factors=model.item_factors_,
         popularity=model.popularity_, item_warm=model.item_warm_,
         **({"item_sources": model.item_sources_} if getattr(model, "item_sources_", None) is not None else {}),
+        **_retrieval_arrays(model),
     )
     if model._cache is not None and len(model._cache):
         model._cache.save(d / _CACHE)
-    manifest = dict(manifest, generation=gen, items=len(model.item_map_), updated_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    indexes = _save_indexes(model, d, gen)
+    manifest = dict(manifest, generation=gen, items=len(model.item_map_), indexes=indexes,
+                    updated_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     _write_manifest(d, manifest)
     if old is not None and old != gen:
         for name in (f"items-{old}.parquet", f"item_arrays-{old}.npz"):
             (d / name).unlink(missing_ok=True)
+    current = {entry["file"] for entry in indexes.values()}
+    for path in d.glob("index_*.faiss"):  # earlier generations' indexes
+        if path.name not in current:
+            path.unlink(missing_ok=True)
+
+
+def _retrieval_arrays(model) -> dict[str, np.ndarray]:
+    """The retrieval path's catalog statistics (running sums of the item vectors, the popular
+    list), so that a loaded large model does not recompute them over the catalog on its first
+    request; ``{}`` for catalogs scored densely."""
+    if len(model.item_map_) <= model.config.retrieval.dense_limit:
+        return {}
+    out: dict[str, np.ndarray] = {"popular_ids": model._popular(model.config.retrieval.per_source)}
+    for name in ("cf", "content"):
+        model._moments(name)
+        count, total, outer = model._stats[name]
+        out.update({f"moments_{name}_count": np.asarray(count, dtype=np.int64),
+                    f"moments_{name}_sum": total, f"moments_{name}_outer": outer})
+    return out
+
+
+def _restore_retrieval_stats(model, items: dict[str, np.ndarray]) -> None:
+    """Put what :func:`_retrieval_arrays` saved back into the model's caches (if it matches)."""
+    n = len(model.item_map_)
+    for name in ("cf", "content"):
+        if f"moments_{name}_count" in items and int(items[f"moments_{name}_count"]) == n:
+            model._stats[name] = (n, items[f"moments_{name}_sum"], items[f"moments_{name}_outer"])
+    if "popular_ids" in items:
+        model._stats["popular"] = (n, model.config.retrieval.per_source, items["popular_ids"].astype(np.int64))
+
+
+def _save_indexes(model, d: Path, gen: int) -> dict[str, dict[str, Any]]:
+    """Write the faiss retrieval indexes of generation ``gen``; returns the manifest entries.
+
+    Only catalogs above ``retrieval.dense_limit`` have them (built here if the model has not
+    served a request yet, so that loading never rebuilds them); exact numpy indexes are not
+    written (they are the item vectors).
+    """
+    from coldbrew.retrieval import save_index
+
+    out: dict[str, dict[str, Any]] = {}
+    for name, index in model._retrieval_indexes().items():
+        file = f"index_{name}-{gen}.faiss"
+        tmp = _tmp_path(d / file)
+        meta = save_index(index, tmp)
+        if meta is not None:
+            _commit(tmp, d / file)
+            out[name] = {"file": file, "size": len(index), "dim": int(index.dim), **meta}
+    return out
+
+
+def _load_indexes(model, manifest: dict[str, Any], d: Path) -> dict[str, Any]:
+    """The saved retrieval indexes (``{}`` when the directory has none: built on first use)."""
+    entries = manifest.get("indexes") or {}
+    if not entries:
+        return {}
+    from coldbrew.retrieval import AutoIndex, load_index
+
+    r = model.config.retrieval
+    out: dict[str, Any] = {}
+    for name, entry in entries.items():
+        vectors = model.item_factors_ if name == "cf" else model.text_vectors_
+        path = d / str(entry.get("file", ""))
+        if name not in ("cf", "content") or not path.is_file():
+            raise ModelFormatError(f"{d}: the retrieval index {name!r} ({path.name}) is missing; "
+                                   "remove 'indexes' from the manifest to rebuild it on first use")
+        try:
+            index = load_index(path, nprobe=r.nprobe, max_norm=entry.get("max_norm"), kind=entry.get("kind"))
+        except ValueError as exc:
+            raise ModelFormatError(f"{path}: damaged retrieval index ({exc})") from None
+        if index.dim != vectors.shape[1] or len(index) > len(vectors):
+            raise ModelFormatError(f"{path}: index of {len(index)} x {index.dim} vectors does not match the"
+                                   f" model's {vectors.shape[0]} x {vectors.shape[1]} {name} vectors")
+        # a kind other than "auto" is the faiss index itself; the model appends missing tails
+        out[name] = AutoIndex(index.dim, r.exact_below, r.nprobe, inner=index) if r.index == "auto" else index
+    return out
 
 
 def _read_manifest(d: Path) -> dict[str, Any]:
@@ -325,6 +418,8 @@ def load_model(directory: str | Path, encoder=None):
     if len(model.item_map_) != len(model.text_vectors_):
         raise ModelFormatError(f"{d}: item files disagree ({len(model.item_map_)} ids, {len(model.text_vectors_)} vectors)")
     model._refresh()
+    _restore_retrieval_stats(model, items)
+    model._indexes = _load_indexes(model, manifest, d)
     model.manifest_ = manifest
     model.training_curves_ = load_training_curves(d)
     model.reranker_ = _load_ranker(config, d)
