@@ -142,3 +142,23 @@ def test_pipeline_with_every_augmentation_fits_saves_and_adds_items(tmp_path):
     np.testing.assert_allclose(loaded.item_factors_, model.item_factors_, rtol=1e-5, atol=1e-6)
     req = [Request("1", "x", (HistoryEvent("t1", 1_700_500_000, "purchase"),), candidates=("t4", "s1"))]
     assert loaded.recommend(req, k=2)[0].items == model.recommend(req, k=2)[0].items
+
+
+def test_text_neighbors_large_pool_goes_through_ivf(monkeypatch):
+    from coldbrew.models import augmentation as aug
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(40, 32)).astype(np.float32)
+    pool = centres[rng.integers(0, 40, 3000)] + 0.2 * rng.normal(size=(3000, 32)).astype(np.float32)
+    pool /= np.linalg.norm(pool, axis=1, keepdims=True)
+    queries = pool[:300]
+    exact_ids, exact_sims = aug.text_neighbors(queries, pool, 5, exclude_self=np.arange(300))
+    monkeypatch.setattr(aug, "ANN_FROM", 1000)
+    monkeypatch.setattr(aug, "ANN_MIN_QUERIES", 100)
+    ids, sims = aug.text_neighbors(queries, pool, 5, exclude_self=np.arange(300))
+    assert ids.shape == (300, 5) and sims.dtype == np.float32
+    assert not (ids == np.arange(300)[:, None]).any()  # itself excluded
+    assert np.all(np.diff(sims, axis=1) <= 1e-6)  # best first
+    np.testing.assert_allclose(sims, np.einsum("nd,nkd->nk", queries, pool[ids]), rtol=1e-5, atol=1e-6)
+    recall = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(ids, exact_ids)])
+    assert recall > 0.9

@@ -91,3 +91,24 @@ def test_bridge_ridge_from_a_config_file_dict():
     assert FitConfig.from_dict({"bridge": {"ridge": 3}}).bridge.ridge == 3.0
     assert FitConfig.from_dict({"bridge": {"ridge": "auto"}}).bridge.ridge == "auto"
     assert FitConfig().bridge.ridge == "auto"
+
+
+def test_knn_part_through_ivf_above_threshold(monkeypatch):
+    import coldbrew.models.augmentation as aug
+    import coldbrew.models.bridge as bridge_module
+    from coldbrew.config import BridgeConfig
+    from coldbrew.models.bridge import TextToCFBridge
+
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(30, 24)).astype(np.float32)
+    x = centres[rng.integers(0, 30, 2000)] + 0.2 * rng.normal(size=(2000, 24)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    y = rng.normal(size=(2000, 3))
+    model = TextToCFBridge(BridgeConfig(ridge=1.0, knn_share=0.5)).fit(x, y)
+    exact = model.predict(x[:200])
+    monkeypatch.setattr(bridge_module, "ANN_FROM", 500)
+    monkeypatch.setattr(aug, "ANN_FROM", 500)
+    monkeypatch.setattr(aug, "ANN_MIN_QUERIES", 10)
+    approx = model.predict(x[:200])
+    assert approx.shape == exact.shape
+    assert np.median(np.abs(approx - exact)) < 1e-3

@@ -96,3 +96,18 @@ def test_ties_in_the_scores_keep_the_targets_order():
     out = match_quantiles(target, scores)
     assert out[0, 0] == out[0].max()
     assert out[0, 1] > out[0, 2] > out[0, 3]
+
+
+def test_merge_neighbors_in_chunks_equals_one_product():
+    from coldbrew.models import neighbors as nbm
+
+    rng = np.random.default_rng(3)
+    v = rng.normal(size=(300, 16)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    columns = np.arange(0, 250, 3)
+    ids, sims = nbm.text_neighbors(v[:250], columns, k=8)
+    added = np.arange(250, 300)
+    merged = nbm.merge_neighbors(ids, sims, v, columns, added, k=8, chunk=7)
+    full_ids, full_sims = nbm.text_neighbors(v, columns, k=8)
+    np.testing.assert_array_equal(merged[0], full_ids)
+    np.testing.assert_allclose(merged[1], full_sims, rtol=1e-5)

@@ -33,6 +33,16 @@ __all__ = [
 
 _MAX_PSEUDO_USERS_PER_NEIGHBOR = 5
 
+#: From this many pool rows on, :func:`text_neighbors` searches a faiss IVF index (approximate)
+#: instead of comparing every query with every pool row; below it results are exact.
+ANN_FROM = 50_000
+#: ... and at least this many queries (fewer are compared exactly, in bounded blocks, unless
+#: an index over the same pool is already built): training and filling an IVF index over 1M
+#: rows costs more than comparing a few thousand queries with every row.
+ANN_MIN_QUERIES = 4096
+#: IVF lists scanned per query in these batch searches (of about ``sqrt(pool)``).
+ANN_NPROBE = 8
+
 
 def text_neighbors(
     queries: np.ndarray, pool: np.ndarray, k: int, exclude_self: np.ndarray | None = None,
@@ -44,6 +54,9 @@ def text_neighbors(
     neighbours: similarity 0). ``exclude_self`` (n,) int: a pool row to skip per query (-1
     for none). Returns ``(indices (n, k) int64, similarities (n, k) float32)``, similarities
     clipped at ``floor`` (``None``: the cosines as they are); ``k`` is capped at the pool size.
+
+    Exact below ``ANN_FROM`` pool rows; from there on the candidates come from a faiss IVF
+    index (:func:`_ann_neighbors`: approximate lists, exact cosines).
     """
     n, m = len(queries), len(pool)
     k = min(k, m)
@@ -51,18 +64,93 @@ def text_neighbors(
     sims = np.zeros((n, k), dtype=np.float32)
     if k == 0:
         return indices, sims
-    for start in range(0, n, 1024):
-        block = np.asarray(queries[start : start + 1024] @ pool.T, dtype=np.float32)
+    if m >= ANN_FROM and (n >= ANN_MIN_QUERIES or (n > 0 and _cached_index(pool) is not None)):
+        return _ann_neighbors(queries, pool, k, exclude_self, floor)
+    rows_per_block = 1024 if m <= 65_536 else max(16, (1 << 26) // m)  # a block: <= 256 MB
+    for start in range(0, n, rows_per_block):
+        stop = start + rows_per_block
+        block = np.asarray(queries[start:stop] @ pool.T, dtype=np.float32)
         if exclude_self is not None:
-            own = exclude_self[start : start + 1024]
+            own = exclude_self[start:stop]
             rows = np.flatnonzero(own >= 0)
             block[rows, own[rows]] = -np.inf
         top = np.argpartition(-block, k - 1, axis=1)[:, :k]
         values = np.take_along_axis(block, top, axis=1)
         order = np.argsort(-values, axis=1, kind="stable")
-        indices[start : start + 1024] = np.take_along_axis(top, order, axis=1)
+        indices[start:stop] = np.take_along_axis(top, order, axis=1)
         values = np.take_along_axis(values, order, axis=1)
-        sims[start : start + 1024] = values if floor is None else np.maximum(values, floor)
+        sims[start:stop] = values if floor is None else np.maximum(values, floor)
+    return indices, sims
+
+
+_POOL_INDEXES: list[tuple[str, object]] = []  # (key, index), most recent last; at most 2
+
+
+def _pool_key(pool: np.ndarray) -> str:
+    import hashlib
+
+    pool = np.ascontiguousarray(pool, dtype=np.float32)
+    return f"{pool.shape}:{hashlib.blake2b(memoryview(pool).cast('B'), digest_size=16).hexdigest()}"
+
+
+def _cached_index(pool: np.ndarray):
+    key = _pool_key(pool)
+    return next((index for k, index in _POOL_INDEXES if k == key), None)
+
+
+def pool_index(pool: np.ndarray):
+    """A faiss IVF index over ``pool`` (float32), kept for the last two pools seen.
+
+    ``add_items`` asks for neighbours among the same warm items (or the bridge's training
+    items) again and again; an index is reused while the pool's bytes are the same (checked
+    by a hash: about a second over 1 GB, against ten or more to train and fill the index)."""
+    from coldbrew.retrieval import FaissIndex
+
+    key = _pool_key(pool)
+    for i, (k, index) in enumerate(_POOL_INDEXES):
+        if k == key:
+            _POOL_INDEXES.append(_POOL_INDEXES.pop(i))
+            return index
+    index = FaissIndex(pool.shape[1], kind="ivf", nprobe=ANN_NPROBE)
+    index.add(np.ascontiguousarray(pool, dtype=np.float32))
+    _POOL_INDEXES.append((key, index))
+    del _POOL_INDEXES[:-2]
+    return index
+
+
+def _ann_neighbors(
+    queries: np.ndarray, pool: np.ndarray, k: int, exclude_self: np.ndarray | None, floor: float | None,
+    chunk: int = 1024,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`text_neighbors` through a faiss IVF index over ``pool`` (``ANN_NPROBE`` lists).
+
+    ``k + 1`` candidates are fetched when a query has a row to skip; the returned cosines are
+    recomputed exactly from the vectors (the index stores 8-bit codes) and re-sorted. A query
+    the index finds fewer than ``k`` rows for is padded with row 0 at similarity ``-inf``
+    (then clipped to ``floor``).
+    """
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    pool = np.ascontiguousarray(pool, dtype=np.float32)
+    index = pool_index(pool)
+    n = len(queries)
+    extra = 1 if exclude_self is not None else 0
+    fetch = min(k + extra, len(pool))
+    indices = np.zeros((n, k), dtype=np.int64)
+    sims = np.zeros((n, k), dtype=np.float32)
+    for start in range(0, n, chunk):
+        q = queries[start : start + chunk]
+        _, ids = index.search(q, fetch)
+        if extra:
+            own = np.asarray(exclude_self[start : start + chunk], dtype=np.int64)
+            ids[(ids == own[:, None]) & (own[:, None] >= 0)] = -1
+        valid = ids >= 0
+        exact = np.einsum("nd,nkd->nk", q, pool[np.where(valid, ids, 0)]).astype(np.float32)
+        exact[~valid] = -np.inf
+        order = np.argsort(-exact, axis=1, kind="stable")[:, :k]
+        ids = np.take_along_axis(np.where(valid, ids, 0), order, axis=1)
+        values = np.take_along_axis(exact, order, axis=1)
+        indices[start : start + chunk] = ids
+        sims[start : start + chunk] = values if floor is None else np.maximum(values, floor)
     return indices, sims
 
 

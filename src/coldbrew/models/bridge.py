@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from coldbrew.config import BridgeConfig
+from coldbrew.models.augmentation import ANN_FROM
 from coldbrew.errors import NotFittedError
 
 __all__ = ["TextToCFBridge", "RIDGE_GRID", "choose_ridge"]
@@ -111,7 +112,17 @@ class TextToCFBridge:
         if share > 0 and len(self.train_vectors_) > 0:
             knn = np.zeros_like(linear)
             k = min(self.config.neighbors, len(self.train_vectors_))
-            for start in range(0, len(x), 1024):
+            if len(self.train_vectors_) >= ANN_FROM:  # approximate neighbours, exact cosines
+                from coldbrew.models.augmentation import text_neighbors
+
+                top, sims = text_neighbors(x, self.train_vectors_, k, floor=0.0)
+                w = sims**3
+                w_sum = w.sum(axis=1, keepdims=True)
+                w = np.divide(w, w_sum, out=np.zeros_like(w), where=w_sum > 0)
+                for start in range(0, len(x), 1024):
+                    part = slice(start, start + 1024)
+                    knn[part] = np.einsum("nk,nkt->nt", w[part], self.train_targets_[top[part]])
+            for start in range(0, len(x) if len(self.train_vectors_) < ANN_FROM else 0, 1024):
                 sims = x[start : start + 1024] @ self.train_vectors_.T
                 top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
                 w = np.maximum(np.take_along_axis(sims, top, axis=1), 0.0) ** 3

@@ -69,17 +69,47 @@ def text_neighbors(vectors: np.ndarray, columns: np.ndarray, k: int = NEIGHBORS)
 
 
 def merge_neighbors(ids: np.ndarray, sims: np.ndarray, vectors: np.ndarray, columns: np.ndarray,
-                    added: np.ndarray, k: int = NEIGHBORS) -> tuple[np.ndarray, np.ndarray]:
+                    added: np.ndarray, k: int = NEIGHBORS, chunk: int = 16_384) -> tuple[np.ndarray, np.ndarray]:
     """Neighbour lists of ``columns`` (``ids``/``sims`` from :func:`text_neighbors`) updated with
-    the items ``added`` since: each list keeps its best ``k`` of old and added items."""
+    the items ``added`` since: each list keeps its best ``k`` of old and added items.
+
+    Exact, in blocks of ``chunk`` lists (memory ``chunk x len(added)``, not
+    ``len(columns) x (k + len(added))``); only lists that an added item enters (an added
+    similarity at least their current worst, or lists shorter than ``k``) are re-ranked, the
+    others are kept as they are. The cost is one ``len(columns) x len(added)`` product: 1,000
+    items added to 500,000 cold ones at 512 dimensions are about 0.5 Tflop (seconds).
+    """
     if len(columns) == 0 or len(added) == 0:
         return ids, sims
     added = np.asarray(added, dtype=np.int64)
-    s = np.asarray(vectors, dtype=np.float32)[columns] @ np.asarray(vectors, dtype=np.float32)[added].T
-    s[np.asarray(columns)[:, None] == added[None, :]] = -np.inf
-    both_ids = np.hstack([ids, np.broadcast_to(added, s.shape)])
-    both_sims = np.hstack([sims, s])
-    return _top(both_sims, both_ids, k)
+    columns = np.asarray(columns, dtype=np.int64)
+    vectors = np.asarray(vectors, dtype=np.float32)
+    added_vectors = vectors[added]
+    width = min(k, ids.shape[1] + len(added))
+    out_ids = np.zeros((len(columns), width), dtype=np.int64)
+    out_sims = np.zeros((len(columns), width), dtype=np.float32)
+    for start in range(0, len(columns), chunk):
+        part = slice(start, start + chunk)
+        s = vectors[columns[part]] @ added_vectors.T
+        s[columns[part][:, None] == added[None, :]] = -np.inf
+        old_ids, old_sims = ids[part], sims[part]
+        if old_ids.shape[1] >= width:
+            worst = old_sims[:, width - 1] if width > 0 else np.full(len(s), np.inf, np.float32)
+            enters = (s >= worst[:, None]).any(axis=1)
+        else:
+            enters = np.ones(len(s), dtype=bool)
+        keep = np.flatnonzero(~enters)
+        if len(keep):  # only when the old lists are at least ``width`` long
+            out_ids[part][keep] = old_ids[keep, :width]
+            out_sims[part][keep] = old_sims[keep, :width]
+        rows = np.flatnonzero(enters)
+        if len(rows):
+            both_ids = np.hstack([old_ids[rows], np.broadcast_to(added, (len(rows), len(added)))])
+            both_sims = np.hstack([old_sims[rows], s[rows]])
+            top_ids, top_sims = _top(both_sims, both_ids, k)
+            out_ids[part][rows] = top_ids
+            out_sims[part][rows] = top_sims
+    return out_ids, out_sims
 
 
 def neighbor_matrix(ids: np.ndarray, sims: np.ndarray, n_items: int,
