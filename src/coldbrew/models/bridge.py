@@ -20,8 +20,8 @@ from __future__ import annotations
 import numpy as np
 
 from coldbrew.config import BridgeConfig
-from coldbrew.models.augmentation import ANN_FROM
 from coldbrew.errors import NotFittedError
+from coldbrew.models.augmentation import ANN_FROM
 
 __all__ = ["TextToCFBridge", "RIDGE_GRID", "choose_ridge"]
 
