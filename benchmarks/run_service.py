@@ -22,6 +22,9 @@ service's CPU). Measured, medians where repeated:
   the first answer of that shopper's recommendations for that category (polled back to
   back) that contains it; and where it ranks in the shopper's unfiltered list.
 
+``--mixed`` runs the mixed-traffic load instead (``benchmarks/run_load.py``, which takes
+the arguments then: ``--mixed --clients 8 32 --duration 120``).
+
 The whole round runs ``--repeats`` times on fresh servers and databases; the table gives the
 median of each figure and every run's value. Writes it to
 ``benchmarks/results/service_uci.md`` and prints it.
@@ -449,6 +452,11 @@ def _rows(runs: list[dict[str, dict]], args: argparse.Namespace) -> list[tuple[s
 
 
 def main(argv: list[str] | None = None) -> int:
+    if "--mixed" in (sys.argv[1:] if argv is None else argv):
+        # Mixed traffic (recommendations, event batches, new products) for minutes: run_load.py.
+        from run_load import main as mixed
+
+        return mixed(argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "coldbrew-bench-service",

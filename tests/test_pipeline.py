@@ -233,23 +233,25 @@ def test_retrieval_indexes_grow_with_added_items_instead_of_being_rebuilt():
 
 def test_ivf_indexes_take_added_items_without_a_rebuild():
     from coldbrew.config import RetrievalConfig
-    from coldbrew.retrieval import FaissIndex
+    from coldbrew.retrieval import FaissIndex, NormOrderedIndex
 
     config = FitConfig(blend=BlendConfig(tune=False),
                        retrieval=RetrievalConfig(dense_limit=0, per_source=3, exact_below=0))
     model = Recommender(config).fit(*_shop(), progress=False)
     model.recommend([Request("a", "u", _hist("s1"))], k=2)
     inner = {name: model._indexes[name].inner for name in ("cf", "content")}
-    assert all(isinstance(i, FaissIndex) and len(i) == 9 for i in inner.values())
-    assert inner["content"].kind == "ivf" and inner["cf"].kind == "flat"  # short CF factors: exact faiss
-    raw = {name: i.faiss_index for name, i in inner.items()}
+    assert all(len(i) == 9 for i in inner.values())
+    # text: faiss IVF; short CF factors: exact, norm-ordered search
+    assert isinstance(inner["content"], FaissIndex) and inner["content"].kind == "ivf"
+    assert isinstance(inner["cf"], NormOrderedIndex)
+    raw = {"content": inner["content"].faiss_index}
     popular = model._popular(3)
     new, _ = catalog_from_frame(pd.DataFrame({"item_id": ["s9"], "title": ["carbon running shoes"]}))
     model.add_items(new)
     rec = model.recommend([Request("b", "u", _hist("s1", "s2", "s3"), text="running shoes")], k=1)[0]
     for name in ("cf", "content"):
-        assert model._indexes[name].inner is inner[name] and inner[name].faiss_index is raw[name]
-        assert len(inner[name]) == 10
+        assert model._indexes[name].inner is inner[name] and len(inner[name]) == 10
+    assert inner["content"].faiss_index is raw["content"]
     assert rec.items == ["s9"]
     # the cached statistics were extended with the new item, and agree with a full recount
     np.testing.assert_array_equal(model._popular(3), np.argsort(-model.popularity_, kind="stable")[:3])

@@ -519,10 +519,11 @@ class RetrievalConfig:
     Catalogs up to ``dense_limit`` items are scored exactly (every item, a numpy reference).
     Larger ones retrieve ``per_source`` candidates from each source (an ANN index over CF
     factors and one over text vectors, co-occurrence neighbours, popular items) and rank only
-    those. ``index``: ``"auto"`` (exact below ``exact_below`` vectors, faiss IVF from there
-    on for text vectors, 8-bit codes; exact faiss for CF factors; about 0.8 GB for both
-    indexes per 1M products), ``"ivf"``, ``"hnsw"``, ``"faiss"`` (flat, exact) or ``"exact"``
-    (numpy). ``nprobe``: IVF lists scanned per query (of about ``sqrt(n)``; higher is more
+    those. ``index``: ``"auto"`` (exact below ``exact_below`` vectors; from there on faiss
+    IVF for text vectors, 4-bit fast-scan codes whose candidates are re-scored exactly, and
+    exact search in order of decreasing norm for CF factors; about 0.4 GB for both indexes
+    per 1M products), ``"ivf"``, ``"hnsw"``, ``"faiss"`` (flat, exact), ``"norm"`` (numpy,
+    exact, norm-ordered) or ``"exact"`` (numpy). ``nprobe``: IVF lists scanned per query (of about ``sqrt(n)``; higher is more
     exact and slower). The indexes are saved with the model once the catalog is above
     ``dense_limit``.
     """
@@ -534,7 +535,7 @@ class RetrievalConfig:
     nprobe: int = 32
 
     def __post_init__(self) -> None:
-        kinds = ("auto", "exact", "faiss", "hnsw", "ivf")  # coldbrew.retrieval.INDEX_KINDS
+        kinds = ("auto", "exact", "norm", "faiss", "hnsw", "ivf")  # coldbrew.retrieval.INDEX_KINDS
         if self.index not in kinds:
             raise ConfigError(f"retrieval.index: unknown index {self.index!r}; expected one of: {', '.join(kinds)}")
         if self.dense_limit < 0 or self.per_source < 1:

@@ -601,6 +601,8 @@ class Recommender:
             r = self.config.retrieval
             index = make_index(r.index, vectors.shape[1], exact_below=r.exact_below, nprobe=r.nprobe)
             self._indexes[name] = index
+        if hasattr(index, "refine_with"):  # approximate codes are re-scored with the item vectors
+            index.refine_with(vectors)
         if len(index) < len(vectors):  # new items are appended, so only the tail is added
             index.add(np.ascontiguousarray(vectors[len(index):], dtype=np.float32))
         return index
@@ -629,8 +631,11 @@ class Recommender:
                 outer += block.T @ block
             count = n
             self._stats[name] = (count, total, outer)
-        mean = total / max(count, 1)
-        return mean, outer / max(count, 1) - np.outer(mean, mean)
+        cached = self._stats.get(f"{name}-moments")
+        if cached is None or cached[0] != count:
+            mean = total / max(count, 1)
+            cached = self._stats[f"{name}-moments"] = (count, mean, outer / max(count, 1) - np.outer(mean, mean))
+        return cached[1], cached[2]
 
     def _popular(self, m: int) -> np.ndarray:
         """The ``m`` most popular items, most popular first (ties: lower index), cached."""
@@ -701,7 +706,7 @@ class Recommender:
             if pool is None:
                 pool = np.concatenate([cf_ids[r], text_ids[r], cooc.indices[lo:hi], popular])
                 pool = np.setdiff1d(pool[pool >= 0], blocked_all[r])
-            row_cooc = np.asarray(cooc[r, pool].todense()).ravel() if len(pool) else np.zeros(0)
+            row_cooc = _sparse_row_at(cooc.indices[lo:hi], cooc.data[lo:hi], pool)
             c_sum, c_sq = cooc.data[lo:hi].sum(), np.square(cooc.data[lo:hi]).sum()
             c_mean = c_sum / n_items
             c_std = np.sqrt(max(c_sq / n_items - c_mean**2, 0.0))
@@ -987,6 +992,20 @@ def _score_scales(als: ALSModel, graph) -> np.ndarray:
         std = float(np.std(u[users] @ v.T))
         out.append(1.0 / std if std > 1e-12 else 1.0)
     return np.asarray(out, dtype=np.float32)
+
+
+def _sparse_row_at(indices: np.ndarray, data: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Values of a sparse row (``indices`` / ``data``, duplicates summed) at columns ``at``:
+    O(nnz log nnz), where scipy's ``row[:, at]`` allocates as many entries as the row is wide."""
+    out = np.zeros(len(at), dtype=np.float64)
+    if not len(indices) or not len(at):
+        return out
+    cols, inverse = np.unique(indices, return_inverse=True)
+    sums = np.bincount(inverse, weights=data, minlength=len(cols))
+    pos = np.minimum(np.searchsorted(cols, at), len(cols) - 1)
+    hit = cols[pos] == at
+    out[hit] = sums[pos[hit]]
+    return out
 
 
 def _item_scores(queries: np.ndarray, items: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ from coldbrew.retrieval import (
     AutoIndex,
     ExactIndex,
     FaissIndex,
+    NormOrderedIndex,
     VectorIndex,
     ivf_lists,
     load_index,
@@ -30,6 +31,8 @@ QUERY = np.array([[1.0, 0.0]], dtype=np.float32)
 
 FACTORIES: dict[str, Callable[[int], VectorIndex]] = {
     "exact": ExactIndex,
+    "norm": NormOrderedIndex,
+    "norm-blocks": lambda dim: NormOrderedIndex(dim, block=1),  # many blocks, merges of the tail
     "flat": lambda dim: FaissIndex(dim, kind="flat"),
     "hnsw": lambda dim: FaissIndex(dim, kind="hnsw"),
     "ivf": lambda dim: FaissIndex(dim, kind="ivf"),  # float lists at this dim: exact scores
@@ -145,6 +148,71 @@ def test_faiss_flat_equals_exact() -> None:
     flat_scores, flat_ids = flat.search(q, 10, exclude)
     np.testing.assert_array_equal(flat_ids, exact_ids)
     np.testing.assert_allclose(flat_scores, exact_scores, atol=1e-5)
+
+
+def test_norm_ordered_skips_short_vectors_and_stays_exact() -> None:
+    # ALS-like factors: a few long vectors (popular items), many short ones
+    rng = np.random.default_rng(4)
+    x = (unit_rows(rng, 40_000, 16) * rng.pareto(1.5, (40_000, 1)).astype(np.float32)).astype(np.float32)
+    q = x[rng.integers(0, 40_000, 30)] + 0.1 * unit_rows(rng, 30, 16)
+    exact, norm = ExactIndex(16), NormOrderedIndex(16, block=1024)
+    exact.add(x[:30_000])
+    norm.add(x[:30_000])
+    exact.add(x[30_000:])
+    norm.add(x[30_000:])  # a tail of 10,000, merged (more than 1/16 of the sorted part)
+    exclude = [rng.choice(40_000, size=12, replace=False) for _ in range(30)]
+    norm.scanned = 0
+    norm_scores, norm_ids = norm.search(q, 50, exclude)
+    exact_scores, exact_ids = exact.search(q, 50, exclude)
+    np.testing.assert_array_equal(norm_ids, exact_ids)
+    np.testing.assert_allclose(norm_scores, exact_scores, rtol=1e-5)
+    assert norm.scanned < 0.25 * 30 * 40_000  # most vectors were never scored
+    zero_scores, zero_ids = norm.search(np.zeros((1, 16), np.float32), 3, [np.array([1])])
+    np.testing.assert_array_equal(zero_ids, [[0, 2, 3]])  # all tie at 0: the lowest ids
+    np.testing.assert_array_equal(zero_scores, 0.0)
+
+
+def test_pq4_codes_refined_with_the_full_vectors() -> None:
+    rng = np.random.default_rng(5)
+    x, q = clustered_rows(rng, 6000, 160), clustered_rows(rng, 60, 160)
+    exact = ExactIndex(160)
+    exact.add(x)
+    pq = FaissIndex(160, kind="ivf", codec="pq4")
+    pq.add(x)
+    assert pq.codec == "pq4" and "FastScan" in type(pq.faiss_index).__name__
+    exclude = [rng.choice(6000, size=10, replace=False) for _ in range(60)]
+    truth_scores, truth = exact.search(q, 20, exclude)
+    rough_scores, rough = pq.search(q, 20, exclude)
+    pq.refine_with(x)
+    scores, found = pq.search(q, 20, exclude)
+    recall = np.mean([len(set(a) & set(b)) / 20 for a, b in zip(truth, found)])
+    rough_recall = np.mean([len(set(a) & set(b)) / 20 for a, b in zip(truth, rough)])
+    assert recall >= 0.95 and recall >= rough_recall
+    np.testing.assert_allclose(scores, np.einsum("nd,nkd->nk", q, x[found]), rtol=1e-5)  # exact scores
+    assert np.all(np.diff(scores, axis=1) <= 0)
+    assert not any(set(row) & set(banned) for row, banned in zip(found, exclude))
+    with pytest.raises(ValueError, match="refine_with"):
+        pq.refine_with(x[:, :10])
+    few = FaissIndex(160, kind="ivf", codec="pq4")
+    few.add(x[:500])  # too few to train 4-bit codes: 8-bit ones
+    assert few.codec == "sq8"
+
+
+def test_auto_uses_refined_pq4_codes_when_given_the_vectors(tmp_path) -> None:
+    rng = np.random.default_rng(6)
+    x, q = clustered_rows(rng, 3000, 200), clustered_rows(rng, 10, 200)
+    auto = AutoIndex(200, threshold=1000)
+    auto.refine_with(x)
+    auto.add(x)
+    assert auto.inner.codec == "pq4"
+    meta = save_index(auto, tmp_path / "c.faiss")
+    with pytest.raises(ValueError, match="dim"):
+        load_index(tmp_path / "c.faiss", **meta)
+    loaded = load_index(tmp_path / "c.faiss", dim=200, **meta)
+    assert loaded.codec == "pq4" and loaded.dim == 200 and len(loaded) == 3000
+    loaded.refine_with(x)
+    for a, b in zip(auto.search(q, 10), loaded.search(q, 10)):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_hnsw_recall_against_exact() -> None:
@@ -265,7 +333,7 @@ def test_make_index_kinds() -> None:
     assert isinstance(ivf, FaissIndex) and ivf.kind == "ivf" and ivf.nprobe == 3
     auto = make_index("auto", 4, exact_below=7)
     assert isinstance(auto, AutoIndex) and auto.threshold == 7
-    with pytest.raises(ConfigError, match="auto, exact, faiss, hnsw, ivf"):
+    with pytest.raises(ConfigError, match="auto, exact, norm, faiss, hnsw, ivf"):
         make_index("annoy", 4)
     with pytest.raises(ConfigError, match="nprobe must be >= 1"):
         make_index("ivf", 4, nprobe=0)
@@ -283,7 +351,7 @@ def test_auto_decides_at_the_first_add() -> None:
     small.add(unit_rows(rng, 9, 4))
     large.add(unit_rows(rng, 10, 4))
     assert isinstance(small.inner, ExactIndex)
-    assert isinstance(large.inner, FaissIndex) and large.inner.kind == "flat"  # 4-d: exact faiss
+    assert isinstance(large.inner, NormOrderedIndex)  # 4-d: exact, in order of decreasing norm
     text = AutoIndex(200, threshold=10)
     text.add(unit_rows(rng, 50, 200))
     assert isinstance(text.inner, FaissIndex) and text.inner.kind == "ivf" and text.inner.codec == "sq8"
@@ -310,7 +378,7 @@ def search_cases(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, int, list[np.
     return x.reshape(n, 3).astype(np.float32), q.astype(np.float32), k, exclude
 
 
-@pytest.mark.parametrize("kind", ["exact", "flat"])
+@pytest.mark.parametrize("kind", ["exact", "norm-blocks", "flat"])
 @settings(max_examples=150, deadline=None)
 @given(case=search_cases())
 def test_search_invariants(
@@ -336,3 +404,19 @@ def test_search_invariants(
         best = np.sort(brute[row, allowed])[::-1][:n_valid]
         np.testing.assert_allclose(found_scores, best)
         np.testing.assert_allclose(found_scores, brute[row, found])
+
+
+@settings(max_examples=100, deadline=None)
+@given(case=search_cases(), block=st.integers(1, 8), split=st.integers(0, 25))
+def test_norm_ordered_equals_exact(case, block: int, split: int) -> None:
+    # same ids (ties to the lower id) and scores as the reference, however the vectors were
+    # added (one batch, or a sorted part and a tail) and whatever the block size
+    x, q, k, exclude = case
+    exact, norm = ExactIndex(3), NormOrderedIndex(3, block=block)
+    exact.add(x)
+    norm.add(x[:split])
+    norm.add(x[split:])
+    exact_scores, exact_ids = exact.search(q, k, exclude)
+    norm_scores, norm_ids = norm.search(q, k, exclude)
+    np.testing.assert_array_equal(norm_ids, exact_ids)
+    np.testing.assert_array_equal(norm_scores, exact_scores)

@@ -145,11 +145,11 @@ LARGE_REQUESTS = [Request("1", "u1", (HistoryEvent("a", 1_700_001_000, "purchase
 
 
 def _faiss_inner(model, name):
-    from coldbrew.retrieval import FaissIndex
+    from coldbrew.retrieval import FaissIndex, NormOrderedIndex
 
     inner = model._indexes[name].inner
-    # CF factors (short): exact faiss; text vectors: IVF over 8-bit codes
-    assert isinstance(inner, FaissIndex) and inner.kind == ("flat" if name == "cf" else "ivf")
+    # CF factors (short): exact norm-ordered numpy search; text vectors: faiss IVF
+    assert isinstance(inner, NormOrderedIndex) if name == "cf" else (isinstance(inner, FaissIndex) and inner.kind == "ivf")
     return inner
 
 
@@ -157,14 +157,15 @@ def test_indexes_are_saved_and_loaded_not_rebuilt(large, tmp_path):
     before = large.recommend(LARGE_REQUESTS, k=3)
     save_model(large, tmp_path / "m")
     manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    # the norm-ordered CF index is the item factors sorted: no file, rebuilt when loading
     assert {name: {k: e[k] for k in ("file", "size", "dim", "kind")} for name, e in manifest["indexes"].items()} == {
-        "cf": {"file": "index_cf-0.faiss", "size": 8, "dim": large.item_factors_.shape[1], "kind": "flat"},
         "content": {"file": "index_content-0.faiss", "size": 8, "dim": large.text_vectors_.shape[1], "kind": "ivf"},
     }
     loaded = load_model(tmp_path / "m")
-    for name in ("cf", "content"):  # read from the files, before any request
+    for name in ("cf", "content"):  # read from the file or rebuilt, before any request
         assert len(_faiss_inner(loaded, name)) == 8
-    assert _faiss_inner(loaded, "content").codec == "sq8"  # 512-d text vectors: 8-bit codes
+    # 8 text vectors are too few to train 4-bit PQ codes: 8-bit codes (see test_index.py for pq4)
+    assert _faiss_inner(loaded, "content").codec == "sq8"
     assert {"cf", "content", "popular"} <= set(loaded._stats)  # catalog statistics saved too
     np.testing.assert_allclose(loaded._moments("content")[1], large._moments("content")[1], atol=1e-12)
     after = loaded.recommend(LARGE_REQUESTS, k=3)
@@ -182,9 +183,9 @@ def test_added_items_are_appended_to_the_saved_indexes(large, tmp_path):
     save_items(model, tmp_path / "m", model.manifest_)
     assert content.faiss_index is raw and len(content) == 10  # appended, not rebuilt
     manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
-    assert {e["file"]: e["size"] for e in manifest["indexes"].values()} == {
-        "index_cf-1.faiss": 10, "index_content-1.faiss": 10}
-    assert sorted(p.name for p in (tmp_path / "m").glob("index_*")) == ["index_cf-1.faiss", "index_content-1.faiss"]
+    assert {e["file"]: e["size"] for e in manifest["indexes"].values()} == {"index_content-1.faiss": 10}
+    assert sorted(p.name for p in (tmp_path / "m").glob("index_*")) == ["index_content-1.faiss"]
+    assert len(_faiss_inner(model, "cf")) == 10
     reloaded = load_model(tmp_path / "m")
     assert len(_faiss_inner(reloaded, "content")) == 10
     _, ids = reloaded._index("content").search(reloaded.query_vectors(["matcha green tea"]), 1)

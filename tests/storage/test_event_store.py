@@ -164,18 +164,52 @@ def test_postgres_reconnects_after_a_lost_connection(pg_base) -> None:
 
     import psycopg
 
+    store = open_store(f"{pg_base}?schema=coldbrew_test_{uuid.uuid4().hex[:12]}")
+
+    def terminate() -> None:
+        pid = store._conn().info.backend_pid
+        with psycopg.connect(pg_base, autocommit=True) as admin:
+            assert admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,)).fetchone()[0]
+
+    try:
+        store.append([_ev("u1", "a", 1)])
+        terminate()  # the server ends the idle session: noticed before the next use, no error
+        assert [e.item_id for e in store.history("u1", 5).events] == ["a"]
+        terminate()
+        store.append([_ev("u1", "b", 2)])  # a write on a fresh connection too
+        assert store.snapshot(False).n_events == 2
+        assert len(store._all) == 1  # the dead connections were let go
+        assert store._conn().info.parameter_status("application_name") == "coldbrew"
+    finally:
+        store.drop()
+        store.close()
+
+
+def test_postgres_down_then_back_fails_fast_then_recovers(pg_base) -> None:
+    """While the server cannot be reached every call is a ``StorageError`` (503), nothing is
+    stored; once it answers again the same store object works (no restart)."""
+    import uuid
+
+    import psycopg
+
     from coldbrew.storage.event_store import StorageError
 
     store = open_store(f"{pg_base}?schema=coldbrew_test_{uuid.uuid4().hex[:12]}")
+    real = store.conninfo
     try:
         store.append([_ev("u1", "a", 1)])
-        pid = store._conn().info.backend_pid
+        store.conninfo = "postgresql://postgres@127.0.0.1:1/test"  # "down": nothing listens there
         with psycopg.connect(pg_base, autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            admin.execute("SELECT pg_terminate_backend(%s, 5000)", (store._conn().info.backend_pid,))
+        with pytest.raises(StorageError, match="PostgreSQL"):
+            store.append([_ev("u1", "lost", 2)])
         with pytest.raises(StorageError, match="PostgreSQL"):
             store.history("u1", 5)
-        assert [e.item_id for e in store.history("u1", 5).events] == ["a"]  # a new connection
+        store.conninfo = real  # "back"
+        store.append([_ev("u1", "b", 3)])
+        assert [e.item_id for e in store.history("u1", 5).events] == ["b", "a"]
     finally:
+        store.conninfo = real
         store.drop()
         store.close()
 

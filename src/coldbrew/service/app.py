@@ -59,7 +59,7 @@ def create_app(settings: ServiceSettings, model: Any = None) -> Any:
     from fastapi import FastAPI
 
     from coldbrew import __version__
-    from coldbrew.service.errors import BodyLimitMiddleware, install_error_handlers
+    from coldbrew.service.errors import BodyLimitMiddleware, document_errors, install_error_handlers
     from coldbrew.service.metrics import MetricsMiddleware, ServiceMetrics
     from coldbrew.service.routers import ROUTER_MODULES
 
@@ -100,9 +100,18 @@ def create_app(settings: ServiceSettings, model: Any = None) -> Any:
             log.warning("router module %s is listed but missing; skipped", module_name)
             continue
         app.include_router(importlib.import_module(module_name).router)
+    document_errors(app, extra=_ERRORS_WITHOUT_PATH_PARAMETER, maxima={"k": settings.max_k, "limit": _MAX_PAGE})
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
+
+
+# 404s of operations without a path parameter (those with one all declare 404).
+_ERRORS_WITHOUT_PATH_PARAMETER = {
+    ("POST", "/v1/events"): {404: "an event names an unknown or deleted item"},
+    ("GET", "/v1/reports/latest"): {404: "no report directory configured, or no report in it"},
+}
+_MAX_PAGE = 500  # the largest catalog page (routers/items.py)
 
 
 def _offline_docs_assets() -> Any:

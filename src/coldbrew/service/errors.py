@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from coldbrew.errors import ConfigError, DataError, UnknownIdError
 from coldbrew.storage.event_store import StorageError
 
-__all__ = ["ApiError", "install_error_handlers", "error_body", "BodyLimitMiddleware"]
+__all__ = ["ApiError", "install_error_handlers", "error_body", "BodyLimitMiddleware", "document_errors"]
 
 log = logging.getLogger("coldbrew.service")
 # Union tags of the "one or a batch" bodies: not part of the path a client sees.
@@ -71,6 +71,16 @@ def _validation_message(err: dict[str, Any], field: str) -> str:
     return f"field '{field}': {msg}"
 
 
+def route_of(request: Request) -> str:
+    """The route template of a request (``/v1/users/{user_id}/profile``), for logs.
+
+    Never the path itself: it holds user IDs, which must not reach the log in the clear when
+    they are pseudonymised in the store.
+    """
+    route = request.scope.get("route")
+    return str(getattr(route, "path", None) or "(no route)")
+
+
 async def _on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = exc.errors()
     first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
@@ -96,6 +106,8 @@ async def _on_http(request: Request, exc: StarletteHTTPException) -> JSONRespons
     detail = exc.detail
     if isinstance(detail, dict) and "message" in detail:
         body = error_body(str(detail["message"]), detail.get("field"))
+    elif exc.status_code == 400 and detail == _UNPARSABLE:  # FastAPI's answer to a body that is not UTF-8
+        body = error_body("malformed request body: it is not UTF-8 encoded JSON", "body")
     elif exc.status_code == 404:
         body = error_body(f"no such endpoint: {request.method} {request.url.path}", "path")
     elif exc.status_code == 405:
@@ -103,6 +115,9 @@ async def _on_http(request: Request, exc: StarletteHTTPException) -> JSONRespons
     else:
         body = error_body(str(detail))
     return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+
+_UNPARSABLE = "There was an error parsing the body"
 
 
 async def _on_unknown_id(request: Request, exc: UnknownIdError) -> JSONResponse:
@@ -114,13 +129,16 @@ async def _on_data_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _on_storage(request: Request, exc: Exception) -> JSONResponse:
-    log.warning("event store unavailable on %s %s: %s", request.method, request.url.path, exc)
-    return JSONResponse(error_body(f"storage unavailable, nothing was stored; retry later ({exc})", "db"),
-                        status_code=503, headers={"Retry-After": "1"})
+    status = int(getattr(exc, "status", 503))
+    retry_after = int(getattr(exc, "retry_after", 1))
+    log.warning("event store unavailable on %s %s: %s", request.method, route_of(request), exc)
+    what = "storage full" if status == 507 else "storage unavailable"
+    return JSONResponse(error_body(f"{what}, nothing was stored; retry later ({exc})", "db"),
+                        status_code=status, headers={"Retry-After": str(retry_after)})
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    log.exception("unexpected error on %s %s", request.method, route_of(request))
     return JSONResponse(error_body(f"internal error ({type(exc).__name__}); see the server log"), status_code=500)
 
 
@@ -198,3 +216,99 @@ class BodyLimitMiddleware:
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
+
+
+# ---------------------------------------------------------------------- OpenAPI
+_ERROR_REF = {"$ref": "#/components/schemas/ErrorOut"}
+
+
+def _error_response(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ERROR_REF}}}
+
+
+def document_errors(app: FastAPI, extra: dict[tuple[str, str], dict[int, str]] | None = None,
+                    maxima: dict[str, int] | None = None) -> None:
+    """Declare every error an operation can answer in ``app``'s OpenAPI schema, with ``ErrorOut``.
+
+    FastAPI documents a 422 as ``HTTPValidationError`` (``{"detail": [...]}``), which this
+    service never sends, and nothing else. Here: 422 (invalid field) with ``ErrorOut``; 400
+    (body not UTF-8) and 413 (body too large) on operations with a body; 401, 403, 429
+    (rate limit) and 503 (event store unavailable) on those that need an API key, and 507
+    (event store full) on those of them that write; 404 on
+    those with path parameters; ``extra[(METHOD, path)]`` adds more (status -> description).
+    ``maxima`` (name -> largest value) declares the limits the routers check at run time (such
+    as ``k`` up to ``settings.max_k``) as ``maximum`` on query parameters and body fields.
+    """
+    from fastapi.openapi.utils import get_openapi
+
+    from coldbrew.service.schemas import ErrorDetailOut, ErrorOut
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        components = spec.setdefault("components", {}).setdefault("schemas", {})
+        components["ErrorOut"] = ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}")
+        components["ErrorOut"].pop("$defs", None)
+        components["ErrorDetailOut"] = ErrorDetailOut.model_json_schema()
+        for path, operations in spec.get("paths", {}).items():
+            for method, op in operations.items():
+                responses = op.setdefault("responses", {})
+                declared: dict[int, str] = {}
+                if "422" in responses or op.get("parameters") or "requestBody" in op:
+                    declared[422] = "invalid field (the message and `field` name it)"
+                if "requestBody" in op:
+                    declared[400] = "malformed body (not UTF-8)"
+                    declared[413] = "request body too large, or too many events/items in one batch"
+                if op.get("security"):
+                    declared[401] = "missing API key (X-API-Key header)"
+                    declared[403] = "invalid API key, or a read key on a write endpoint"
+                    declared[429] = "rate limit exceeded (see the Retry-After header)"
+                    declared[503] = "event store unavailable, nothing was stored (see Retry-After)"
+                    if method.lower() != "get":
+                        declared[507] = "event store full, nothing was stored (see Retry-After)"
+                if "{" in path:
+                    declared[404] = "no such resource"
+                declared.update((extra or {}).get((method.upper(), path), {}))
+                for status, description in declared.items():
+                    # a router's own description is kept, except FastAPI's generic one for 422
+                    current = responses.get(str(status), {}).get("description") if status != 422 else None
+                    responses[str(status)] = _error_response(current or description)
+        _declare_maxima(spec, maxima or {})
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        app.openapi_schema = spec
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _declare_maxima(spec: dict[str, Any], maxima: dict[str, int]) -> None:
+    components = spec.get("components", {}).get("schemas", {})
+    bodies: set[str] = set()
+
+    def refs(schema: Any) -> None:
+        if isinstance(schema, dict):
+            ref = schema.get("$ref")
+            if isinstance(ref, str):
+                name = ref.rsplit("/", 1)[-1]
+                if name not in bodies:
+                    bodies.add(name)
+                    refs(components.get(name))
+            for value in schema.values():
+                refs(value)
+        elif isinstance(schema, list):
+            for value in schema:
+                refs(value)
+
+    for operations in spec.get("paths", {}).values():
+        for op in operations.values():
+            for param in op.get("parameters", []):
+                schema = param.get("schema", {})
+                if param.get("in") == "query" and param.get("name") in maxima and schema.get("type") == "integer":
+                    schema["maximum"] = maxima[param["name"]]
+            refs(op.get("requestBody"))
+    for name in bodies:
+        for prop, schema in (components.get(name) or {}).get("properties", {}).items():
+            if prop in maxima and schema.get("type") == "integer":
+                schema["maximum"] = maxima[prop]

@@ -174,8 +174,11 @@ class ReplicaFollower:
         live = [r for r in fresh if not r.deleted]
         if live:  # encode outside the write lock (readers wait for it); the cache answers inside
             state.model.encode(catalog_from_records(live).texts())
+        follow: list = []
         with state.lock.write():
-            state.apply_items(state.model, fresh)
+            state.apply_items(state.model, fresh, follow)
+        for wait in follow:  # the scoring process follows too, awaited outside the write lock
+            wait()
         if state.metrics is not None:
             state.metrics.model_items.set(len(state.model.item_map_))
         return len(fresh)

@@ -10,6 +10,13 @@ answered by the active model, without competing for the server's interpreter). T
 is loaded and warmed up, then the model lock is taken for a moment to catch up with catalog
 changes made meanwhile and swap.
 
+Crash safety (``benchmarks/run_crash.py`` kills the server at random points of retrains): a
+version is written to ``versions/.vN.partial-<pid>`` and renamed to ``versions/vN`` only when
+complete; the fit process is killed with the server (``PR_SET_PDEATHSIG`` on Linux) instead
+of running on as an orphan; the registry names the new version active before it is swapped
+in, so a version a client has seen active is the one a restart loads. Staging directories of
+dead processes are removed at the next start.
+
 On a PostgreSQL store shared by several replicas (:mod:`coldbrew.service.replicas`), version
 names come from the database (no two replicas train the same ``vN``) and the new version is
 recorded there as the active one before it is swapped in; the other replicas load it from
@@ -21,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import threading
 import time
 import uuid
@@ -29,7 +37,7 @@ from typing import Any
 
 from coldbrew.errors import ModelFormatError
 
-__all__ = ["VersionRegistry", "Retrainer", "load_active_model", "swap_model"]
+__all__ = ["VersionRegistry", "Retrainer", "load_active_model", "swap_model", "remove_stale_staging"]
 
 log = logging.getLogger("coldbrew.service")
 _REGISTRY = "versions.json"
@@ -87,6 +95,12 @@ class VersionRegistry:
 
         ``v0`` (the model directory) and the active version are never deleted; pruned versions
         stay in the registry with status ``removed``. Returns the names removed.
+
+        Crash-safe: the registry marks them ``removed`` first, then each directory is renamed
+        out of sight (``.vN.partial-<pid>``, one atomic step) and only then deleted, so a crash
+        never leaves a half-deleted directory under a version's name nor a "ready" version
+        without its directory. A directory of a ``removed`` version that a crash left behind is
+        deleted by the next prune (a renamed one by :func:`remove_stale_staging` at start).
         """
         import shutil
 
@@ -98,10 +112,18 @@ class VersionRegistry:
             )
             old = [v for v in retrained[: max(len(retrained) - keep, 0)] if v["version"] != data["active"]]
             for entry in old:
-                shutil.rmtree(self.directory(entry["version"]), ignore_errors=True)
                 entry["status"] = "removed"
             if old:
                 self._write(data)
+            for entry in data["versions"]:
+                name = str(entry["version"])
+                path = self.directory(name)
+                if entry.get("status") != "removed" or name in ("v0", data["active"]) or not path.is_dir():
+                    continue
+                trash = _staging_dir(path)
+                shutil.rmtree(trash, ignore_errors=True)
+                os.replace(path, trash)
+                shutil.rmtree(trash, ignore_errors=True)
         return [v["version"] for v in old]
 
     def _write(self, data: dict[str, Any]) -> None:
@@ -153,6 +175,87 @@ def swap_model(state: Any, fresh: Any, directory: Path, version: str) -> None:
         state.metrics.model_swaps.inc()
 
 
+_STAGING = ".partial-"  # versions/.v3.partial-<pid>: a version being written by process <pid>
+
+
+def _staging_dir(directory: Path) -> Path:
+    return directory.with_name(f".{directory.name}{_STAGING}{os.getpid()}")
+
+
+def remove_stale_staging(versions_dir: Path) -> list[str]:
+    """Delete the half-written versions a crashed (killed) server left in ``versions_dir``.
+
+    Only directories of processes that are gone are removed (another server on the same
+    directory may be writing one right now). Returns the names removed.
+    """
+    import shutil
+
+    removed = []
+    if not versions_dir.is_dir():
+        return removed
+    for path in versions_dir.iterdir():
+        name = path.name
+        if not (name.startswith(".") and _STAGING in name and path.is_dir()):
+            continue
+        pid = name.rsplit(_STAGING, 1)[1]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(name)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _child_setup(parent: int) -> Any:
+    """The fit's child process setup (``preexec_fn``): a lower CPU priority and, on Linux,
+    death with the server (``PR_SET_PDEATHSIG``).
+
+    Without the second, a server killed mid-retrain (SIGKILL, the OOM killer) left its fit
+    running: it kept a core busy and, after a restart, wrote a version nobody had asked for.
+    Everything that loads a library is done here, before the fork; the returned function only
+    makes system calls (the child of a threaded process must not take locks).
+    """
+    prctl = None
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            prctl = ctypes.CDLL(None, use_errno=True).prctl
+        except (OSError, AttributeError):
+            prctl = None
+
+    def setup() -> None:
+        os.nice(10)
+        if prctl is not None:
+            prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG, SIGKILL
+            if os.getppid() != parent:  # the server died before that: fit for nobody
+                os._exit(1)
+
+    return setup
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def _fit_in_subprocess(catalog: Any, events: Any, config: Any, active_dir: Path, directory: Path) -> None:
     """Run ``coldbrew fit`` on a catalog and events in a child process, writing ``directory``.
 
@@ -160,19 +263,27 @@ def _fit_in_subprocess(catalog: Any, events: Any, config: Any, active_dir: Path,
     the requests being served (no shared GIL; the scheduler favours the server). The active
     version's embedding cache is copied in first, so only texts new since then are encoded.
     Raises ``RuntimeError`` with the child's error line when the fit fails.
+
+    The version is written to a staging directory (``.vN.partial-<pid>``) and renamed to
+    ``directory`` only once complete, so a crash at any point leaves no half-written version
+    under a version's name; a directory of that name left by an earlier crash (written but
+    never recorded in the registry) is replaced.
     """
     import dataclasses
     import shutil
     import subprocess
-    import sys
 
     import pandas as pd
 
     from coldbrew.config import ColumnsConfig
 
-    directory.mkdir(parents=True, exist_ok=True)
-    work = directory / ".retrain-input"
-    work.mkdir(exist_ok=True)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(directory.parent)
+    staging = _staging_dir(directory)
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    work = staging / ".retrain-input"
+    work.mkdir()
     try:
         frame = catalog.to_frame()[["item_id", "title", "description", "category", "brand", "tags", "price"]]
         frame.to_parquet(work / "catalog.parquet", index=False)
@@ -185,17 +296,21 @@ def _fit_in_subprocess(catalog: Any, events: Any, config: Any, active_dir: Path,
         (work / "config.json").write_text(json.dumps(plain.to_dict()), encoding="utf-8")
         cache = active_dir / "embedding_cache.npz"
         if cache.is_file():
-            shutil.copyfile(cache, directory / "embedding_cache.npz")
+            shutil.copyfile(cache, staging / "embedding_cache.npz")
         command = [sys.executable, "-m", "coldbrew.cli", "fit", "--catalog", str(work / "catalog.parquet"),
-                   "--events", str(work / "events.parquet"), "--out", str(directory),
+                   "--events", str(work / "events.parquet"), "--out", str(staging),
                    "--config", str(work / "config.json")]
-        done = subprocess.run(command, capture_output=True, text=True, preexec_fn=lambda: os.nice(10))
+        done = subprocess.run(command, capture_output=True, text=True, preexec_fn=_child_setup(os.getpid()))
         if done.returncode != 0:
             lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-            shutil.rmtree(directory, ignore_errors=True)  # no half-written version is left behind
             raise RuntimeError(lines[-1] if lines else f"coldbrew fit exited with {done.returncode}")
+        shutil.rmtree(work)
+        if directory.exists():  # written by a server that crashed before recording it
+            shutil.rmtree(directory)
+        os.replace(staging, directory)
+        _fsync_dir(directory.parent)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)  # no half-written version is left behind
 
 
 class Retrainer:
@@ -213,6 +328,10 @@ class Retrainer:
         self._lock = threading.Lock()
         self._job: dict[str, Any] | None = None
         self._thread: threading.Thread | None = None
+        try:  # what a retrain cut off by a crash left behind
+            remove_stale_staging(registry.versions_dir)
+        except OSError as exc:
+            log.warning("cannot clean %s: %s", registry.versions_dir, exc)
 
     @property
     def job(self) -> dict[str, Any] | None:
@@ -273,6 +392,9 @@ class Retrainer:
             if replicas is not None:  # recorded in the shared database first, then swapped in here
                 replicas.activate(fresh, version, directory, entry)
             else:
+                # Recorded first, then swapped in: once a client sees the new version, a crash
+                # cannot bring the old one back.
+                self.registry.record(entry, activate=True)
                 swap_model(state, fresh, directory, version)
             # counted after the swap, which adds the products written while training
             entry.update(items=len(fresh.item_map_), seconds=round(time.perf_counter() - started, 1))

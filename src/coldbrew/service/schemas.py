@@ -11,10 +11,25 @@ import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Strict,
+    Tag,
+    WithJsonSchema,
+    field_validator,
+)
 
 __all__ = [
+    "Int",
+    "no_bool",
+    "Float",
+    "Bool",
     "ErrorOut",
+    "ErrorDetailOut",
     "EventIn",
     "EventBatch",
     "EventsBody",
@@ -47,10 +62,26 @@ _ID = Field(min_length=1, max_length=256, description="a non-empty ID (at most 2
 _EVENT_NAME = r"^[A-Za-z][A-Za-z0-9_:\-]{0,31}$"
 
 _Strict = ConfigDict(extra="forbid", str_strip_whitespace=True)
+# What a timestamp may be sent as (the field validator turns each into unix seconds).
+_TIMESTAMP_SCHEMA = {"anyOf": [{"type": "integer", "minimum": 0},
+                               {"type": "string", "minLength": 1, "maxLength": 64}, {"type": "null"}]}
 
 
 class _In(BaseModel):
     model_config = _Strict
+
+
+def no_bool(value: Any) -> Any:
+    # pydantic's lax mode reads true/false as 1/0 (JSON Schema says a boolean is no number)
+    if isinstance(value, bool):
+        raise ValueError("expected a number, got a boolean")
+    return value
+
+
+# Numbers and booleans as JSON types them: ``true`` is no integer, ``1`` or ``"yes"`` no boolean.
+Int = Annotated[int, BeforeValidator(no_bool)]
+Float = Annotated[float, BeforeValidator(no_bool)]
+Bool = Annotated[bool, Strict()]
 
 
 def parse_timestamp(value: Any) -> int:
@@ -63,6 +94,8 @@ def parse_timestamp(value: Any) -> int:
         raise ValueError("expected unix seconds or an ISO 8601 date-time")
     if isinstance(value, str):
         text = value.strip()
+        if not text or len(value) > 64:
+            raise ValueError("expected unix seconds or an ISO 8601 date-time (1 to 64 characters)")
         try:
             seconds: float = float(text)
         except ValueError:
@@ -86,10 +119,17 @@ def parse_timestamp(value: Any) -> int:
     return int(seconds)
 
 
+class ErrorDetailOut(BaseModel):
+    """What went wrong: a message for people, the field (or header, ``body``, ...) it is about."""
+
+    message: str
+    field: str | None
+
+
 class ErrorOut(BaseModel):
     """Every error: ``{"error": {"message": ..., "field": ...}}``."""
 
-    error: dict[str, Any] = Field(examples=[{"message": "field 'k': must be at most 1000", "field": "k"}])
+    error: ErrorDetailOut = Field(examples=[{"message": "field 'k': must be at most 1000", "field": "k"}])
 
 
 # ---------------------------------------------------------------------- events
@@ -98,12 +138,13 @@ class EventIn(_In):
 
     user_id: str = _ID
     item_id: str = _ID
-    timestamp: int | None = Field(
-        default=None, description="unix seconds (or ms) or ISO 8601, e.g. 2026-11-24T10:00:00Z"
+    timestamp: Annotated[int | None, WithJsonSchema(_TIMESTAMP_SCHEMA)] = Field(
+        default=None, description="unix seconds (or ms) or ISO 8601, e.g. 2026-11-24T10:00:00Z;"
+        " not before 1970 nor more than a day in the future"
     )
     event: str = Field(default="view", pattern=_EVENT_NAME,
                        description="view, click, cart, purchase, rating, ... (letters, digits, _-:)")
-    value: float | None = Field(default=None, allow_inf_nan=False, description="rating or quantity")
+    value: Float | None = Field(default=None, allow_inf_nan=False, description="rating or quantity")
 
     @field_validator("timestamp", mode="before")
     @classmethod
@@ -183,7 +224,7 @@ class OnboardingIn(_In):
     categories: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
         default=None, max_length=20
     )
-    k: int = Field(default=10, ge=1)
+    k: Int = Field(default=10, ge=1)
 
 
 class OnboardingOut(BaseModel):
@@ -201,9 +242,9 @@ class ItemIn(_In):
     description: str = Field(default="", max_length=20_000)
     category: str = Field(default="", max_length=500)
     brand: str = Field(default="", max_length=200)
-    price: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    price: Float | None = Field(default=None, ge=0, allow_inf_nan=False)
     tags: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(default_factory=list, max_length=50)
-    in_stock: bool = True
+    in_stock: Bool = True
 
 
 class ItemBatch(_In):
@@ -223,13 +264,15 @@ ItemsBody = Annotated[
 class ItemPatch(_In):
     """Fields to change on a product; omitted fields keep their value."""
 
-    title: str | None = Field(default=None, min_length=1, max_length=1000)
+    model_config = ConfigDict(**_Strict, json_schema_extra={"minProperties": 1})
+
+    title: str = Field(default=None, min_length=1, max_length=1000, description="not null: a product keeps a title")  # type: ignore[assignment]
     description: str | None = Field(default=None, max_length=20_000)
     category: str | None = Field(default=None, max_length=500)
     brand: str | None = Field(default=None, max_length=200)
-    price: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    price: Float | None = Field(default=None, ge=0, allow_inf_nan=False)
     tags: list[Annotated[str, Field(min_length=1, max_length=100)]] | None = Field(default=None, max_length=50)
-    in_stock: bool | None = None
+    in_stock: Bool | None = None
 
 
 class ItemsWrittenOut(BaseModel):

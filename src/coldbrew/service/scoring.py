@@ -12,8 +12,10 @@ one pipe:
 
 * ``score``: a batch of :class:`~coldbrew.requests.Request` -> :class:`Recommendation` s;
 * ``apply``: item records (added, changed, deleted products) applied with the same code as
-  the parent's model (:meth:`ServiceState.apply_items`), acknowledged before the parent's
-  ``POST /v1/items`` answers, so the next request sees the product;
+  the parent's model (:meth:`ServiceState.apply_items`), sent under the parent's write lock
+  (so every batch sent after it is scored with it) and acknowledged before the parent's
+  ``POST /v1/items`` answers, but awaited after the write lock is released: the server's
+  readers do not wait for the replica's own ``add_items``;
 * ``stage`` (a retrained version is loaded beside the active one, on a thread of the child,
   while it keeps scoring) then ``commit`` (swapped in under the parent's write lock, at the
   same moment as the parent's own swap).
@@ -107,6 +109,11 @@ class ScoringProcess:
     def apply(self, records: Sequence[Any]) -> dict[str, int]:
         """Apply item records to the replica's active model (as ``ServiceState.apply_items``)."""
         return self._call("apply", list(records))
+
+    def send_apply(self, records: Sequence[Any]) -> list:
+        """:meth:`apply` sent without waiting: :meth:`wait` on the slot for its answer. Every
+        batch sent afterwards is scored with the records applied."""
+        return self._send("apply", list(records))
 
     def stage(self, model_dir: Path, records: Sequence[Any]) -> None:
         """Load a model version beside the active one (the child keeps scoring meanwhile)."""

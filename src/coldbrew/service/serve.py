@@ -7,13 +7,15 @@ uvicorn are imported only when the command runs.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import re
 import sys
 from pathlib import Path
 
 from coldbrew.errors import ConfigError, ModelFormatError
 
-__all__ = ["add_serve_command", "READ_KEYS_ENV", "WRITE_KEYS_ENV"]
+__all__ = ["add_serve_command", "READ_KEYS_ENV", "WRITE_KEYS_ENV", "MaskUserIds", "mask_user_ids"]
 
 READ_KEYS_ENV = "COLDBREW_READ_KEYS"
 WRITE_KEYS_ENV = "COLDBREW_WRITE_KEYS"
@@ -55,6 +57,10 @@ mounted at the same path).
 Privacy: with --pseudonymise-key (or COLDBREW_PSEUDONYMISE_KEY) user IDs are stored as
 HMAC-SHA256(key, user_id); clients keep using raw IDs (DELETE /v1/users/ID still works).
 
+Rate limit: --rate-limit 20 lets each API key send 20 requests a second (bursts of
+--rate-burst, default 20); requests without a valid key share one bucket per client IP.
+Over the limit: 429 with a Retry-After header. /healthz and /metrics are not limited.
+
 Example:
   coldbrew fit --catalog items.csv --events events.csv --out model
   coldbrew serve --model model --events events.csv --api-key-write s3cret --port 8000
@@ -79,6 +85,16 @@ def _count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected requests per second, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of requests per second >= 0, got {text}")
     return value
 
 
@@ -119,10 +135,44 @@ def add_serve_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scoring-process", action=argparse.BooleanOptionalAction, default=None,
                    help="score recommendation batches in a child process holding a replica of the model,"
                    " so a second core works beside the one serving HTTP (default: on with 2 or more cores)")
+    p.add_argument("--rate-limit", type=_rate, default=0.0, metavar="PER_S",
+                   help="requests per second allowed to each API key (token bucket; requests without a valid"
+                   " key: per client IP); over it: 429 with Retry-After (default 0: no limit)")
+    p.add_argument("--rate-burst", type=_count, default=None, metavar="N",
+                   help="requests a client may send at once (default: one second's worth of --rate-limit)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                    help="server log level (default info)")
     p.add_argument("--access-log", action="store_true", help="log every request (off by default; see /metrics)")
     p.set_defaults(func=_cmd_serve)
+
+
+# glibc malloc arenas for the server's threads (the default is 8 per core).
+_ARENAS = 2
+_ARENAS_ENV = "MALLOC_ARENA_MAX"
+
+
+def _few_malloc_arenas() -> None:
+    """Keep the server's memory flat while products are added (glibc only; a no-op elsewhere).
+
+    Each added product replaces the model's item arrays (the 4,635 x 512 text vectors of the
+    UCI catalog are 9.5 MB) in whichever worker thread serves the POST, and glibc gives each
+    new thread an arena of its own (up to 8 per core), each keeping the space its freed
+    arrays held: the server grew by about 200 MB within a minute of mixed traffic
+    (benchmarks/run_load.py). Two arenas bound that at no cost in speed (the threads take
+    turns under the GIL anyway); a fixed mmap threshold also kept memory flat but made each
+    product 40 % slower (page faults of freshly mapped arrays). The scoring process, spawned
+    later, inherits the setting through the environment. An explicit ``MALLOC_ARENA_MAX`` is
+    left alone.
+    """
+    if os.environ.get(_ARENAS_ENV) or not sys.platform.startswith("linux"):
+        return
+    os.environ[_ARENAS_ENV] = str(_ARENAS)
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).mallopt(-8, _ARENAS)  # M_ARENA_MAX, for the threads this process starts
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def _env_keys(name: str) -> list[str]:
@@ -154,7 +204,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         report_dir=Path(args.report_dir) if args.report_dir else None,
         max_body_bytes=args.max_body_bytes, max_k=args.max_k, max_batch=args.max_batch,
         history_limit=args.history_limit, keep_versions=args.keep_versions, seed_events=Path(args.events) if args.events else None,
-        copy_url=args.copy_url,
+        copy_url=args.copy_url, rate_limit=args.rate_limit, rate_burst=args.rate_burst or 0,
         scoring_process=(os.cpu_count() or 1) >= 2 if args.scoring_process is None else args.scoring_process,
     )
     open_store(settings.db_url).close()  # a bad --db fails here with one line, not a traceback
@@ -164,7 +214,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             " anyone who can reach it")
     if settings.pseudonymise_key:
         say("coldbrew serve: user IDs are pseudonymised (HMAC-SHA256) before they are stored")
-    import logging
 
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s:     coldbrew: %(message)s"))
@@ -177,8 +226,35 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(limits=1, user_api="blas")
+    _few_malloc_arenas()
     app = create_app(settings)
     say(f"coldbrew serve: {model_dir} on http://{args.host}:{args.port} (docs at /docs)")
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log,
-                workers=1, timeout_graceful_shutdown=10)
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log,
+                            workers=1, timeout_graceful_shutdown=10)  # configures uvicorn's loggers
+    if settings.pseudonymise_key:
+        logging.getLogger("uvicorn.access").addFilter(MaskUserIds())
+    uvicorn.Server(config).run()
     return 0
+
+
+_USER_IN_PATH = re.compile(r"(/users/)[^/?#]+")
+_USER_IN_QUERY = re.compile(r"([?&]user_id=)[^&#]*")
+
+
+def mask_user_ids(path: str) -> str:
+    """``path`` with the user IDs it holds (``/users/ID``, ``user_id=ID``) replaced by ``{user_id}``."""
+    return _USER_IN_QUERY.sub(r"\1{user_id}", _USER_IN_PATH.sub(r"\1{user_id}", path))
+
+
+class MaskUserIds(logging.Filter):
+    """Takes the user IDs out of uvicorn's access log lines (``--access-log``).
+
+    Installed when user IDs are pseudonymised: the store then never holds a raw ID, and
+    neither does the log. uvicorn's record args are ``(client, method, path, http, status)``.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], mask_user_ids(args[2]), *args[3:])
+        return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,12 @@ class ServiceSettings:
     scoring_process: score recommendation batches in a child process holding a replica of
         the model (:mod:`coldbrew.service.scoring`), so that a second core works beside the
         one serving HTTP; ``serve`` turns it on when the machine has two cores or more.
+    rate_limit: requests per second allowed to each API key (a token bucket per key; with no
+        keys, or for requests without a valid key, one bucket per client IP). ``0`` (default):
+        no limit, as a shop's own backend is usually the only client. Over the limit: 429 with
+        a ``Retry-After`` header. ``/healthz``, ``/metrics`` and the web page are never limited.
+    rate_burst: the bucket's size, requests a client may send at once after being idle;
+        ``0`` (default): one second's worth, ``max(1, ceil(rate_limit))``.
     """
 
     model_dir: Path
@@ -56,6 +63,8 @@ class ServiceSettings:
     copy_url: str | None = None
     keep_versions: int = 3
     scoring_process: bool = False
+    rate_limit: float = 0.0
+    rate_burst: int = 0
     versions_dir: Path = field(default=Path(""))
 
     def __post_init__(self) -> None:
@@ -73,6 +82,14 @@ class ServiceSettings:
         for name in ("max_body_bytes", "max_k", "max_batch", "history_limit", "keep_versions"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"service setting {name} must be at least 1, got {getattr(self, name)}")
+        rate = float(self.rate_limit)
+        if not math.isfinite(rate) or rate < 0:
+            raise ConfigError(f"service setting rate_limit must be a number >= 0 (0: off), got {self.rate_limit}")
+        if int(self.rate_burst) < 0:
+            raise ConfigError(f"service setting rate_burst must be >= 0 (0: one second's worth), got {self.rate_burst}")
+        object.__setattr__(self, "rate_limit", rate)
+        if self.rate_burst == 0 and rate > 0:
+            object.__setattr__(self, "rate_burst", max(1, math.ceil(rate)))
         if any(not k for k in self.read_keys + self.write_keys):
             raise ConfigError("service setting read_keys/write_keys: an API key must not be empty")
         if self.pseudonymise_key is not None and len(self.pseudonymise_key) < 16:

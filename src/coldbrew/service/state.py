@@ -34,6 +34,7 @@ __all__ = [
     "get_state",
     "catalog_from_records",
     "item_record_of",
+    "item_change",
     "update_model_items",
     "prepare_model",
     "freeze_heap",
@@ -268,15 +269,36 @@ class ServiceState:
             return False
         return item_record_of(self.model, pos).fields == _complete(record.fields)
 
-    def apply_items(self, model: Any, records: Sequence[ItemRecord]) -> dict[str, int]:
+    def apply_items(self, model: Any, records: Sequence[ItemRecord],
+                    follow: list[Any] | None = None) -> dict[str, int]:
         """Bring ``model`` and the overlay up to date with item records (hold ``lock.write()``).
 
         New live items are added to the model (recommendable at once), changed ones updated
         in place; deleted and out-of-stock items are blocked. Returns counts by outcome.
+
+        ``follow``: a list, to let the scoring process apply the records beside this process
+        rather than after it. They are sent to it first, under the write lock, so every batch
+        sent after them is scored with them (its calls are answered in order), and it applies
+        them while this process does; a function that waits for its acknowledgement is
+        appended to ``follow``: call each after releasing the write lock and before
+        answering. Without ``follow`` the acknowledgement is awaited here, at the end, while
+        readers wait for the replica's own ``add_items`` too.
         """
         latest: dict[str, ItemRecord] = {}
         for record in records:
             latest[record.item_id] = record
+        scorer = self.scorer if model is self.model and latest else None
+        if scorer is None or follow is None:
+            return self._apply_items(model, latest)
+        payload = list(latest.values())
+        follow.append(self.replicate_sent(lambda s: s.send_apply(payload)))
+        try:
+            return self._apply_items(model, latest, replicate=False)
+        except BaseException as exc:  # the replica has records this process failed to apply
+            self._retire(scorer, exc)
+            raise
+
+    def _apply_items(self, model: Any, latest: dict[str, ItemRecord], replicate: bool = True) -> dict[str, int]:
         new, changed = [], []
         for record in latest.values():
             if record.deleted:
@@ -284,12 +306,10 @@ class ServiceState:
             else:
                 self.deleted.discard(record.item_id)
             self.in_stock[record.item_id] = record.in_stock
-            if record.deleted:
-                continue
-            pos = int(model.item_map_.lookup([record.item_id])[0])
-            if pos < 0:
+            change = item_change(model, record)
+            if change == "added":
                 new.append(record)
-            elif item_record_of(model, pos).fields != _complete(record.fields):
+            elif change == "updated":
                 changed.append(record)
         added = updated = 0
         if new:
@@ -297,7 +317,7 @@ class ServiceState:
         if changed:
             updated = update_model_items(model, catalog_from_records(changed))
         self.invalidate_items()
-        if self.scorer is not None and model is self.model and latest:  # the replica follows every record
+        if replicate and self.scorer is not None and model is self.model and latest:  # the replica follows every record
             self.replicate(lambda scorer: scorer.apply(list(latest.values())))
         return {"added": added, "updated": updated}
 
@@ -309,10 +329,35 @@ class ServiceState:
         try:
             call(scorer)
         except Exception as exc:
-            log.warning(
-                "the scoring process could not follow a change (%s); scoring in the server process", exc)
+            self._retire(scorer, exc)
+
+    def replicate_sent(self, send: Any) -> Any:
+        """``send(scorer)`` (which returns the call's slot) now; returns a function that waits
+        for the answer, to call without holding ``lock``: a failure then retires the replica
+        under the write lock."""
+        scorer = self.scorer
+        if scorer is None:
+            return lambda: None
+        try:
+            slot = send(scorer)
+        except Exception as exc:
+            self._retire(scorer, exc)
+            return lambda: None
+
+        def wait() -> None:
+            try:
+                scorer.wait(slot)
+            except Exception as exc:
+                with self.lock.write():
+                    self._retire(scorer, exc)
+
+        return wait
+
+    def _retire(self, scorer: Any, exc: BaseException) -> None:
+        log.warning("the scoring process could not follow a change (%s); scoring in the server process", exc)
+        if self.scorer is scorer:
             self.scorer = None
-            scorer.close()
+        scorer.close()
 
 
 def prepare_model(model: Any) -> None:
@@ -359,6 +404,18 @@ def update_model_items(model: Any, catalog: Any) -> int:
     model._neighbors = None  # and so are the new items' text neighbours
     model._fill_cold_items(positions[~model.item_warm_[positions]])  # also resets cached statistics
     return int(len(positions))
+
+
+def item_change(model: Any, record: ItemRecord) -> str | None:
+    """What :meth:`ServiceState.apply_items` does to ``model`` with one record: ``"added"``
+    (a live item it does not hold), ``"updated"`` (a live item whose fields differ) or
+    ``None`` (a deletion, or nothing changes in the model)."""
+    if record.deleted:
+        return None
+    pos = int(model.item_map_.lookup([record.item_id])[0])
+    if pos < 0:
+        return "added"
+    return "updated" if item_record_of(model, pos).fields != _complete(record.fields) else None
 
 
 def _complete(fields: dict[str, Any]) -> dict[str, Any]:

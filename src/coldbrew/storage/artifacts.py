@@ -323,9 +323,12 @@ def _load_indexes(model, manifest: dict[str, Any], d: Path) -> dict[str, Any]:
             raise ModelFormatError(f"{d}: the retrieval index {name!r} ({path.name}) is missing; "
                                    "remove 'indexes' from the manifest to rebuild it on first use")
         try:
-            index = load_index(path, nprobe=r.nprobe, max_norm=entry.get("max_norm"), kind=entry.get("kind"))
+            index = load_index(path, nprobe=r.nprobe, max_norm=entry.get("max_norm"), kind=entry.get("kind"),
+                               dim=entry.get("dim"))
         except ValueError as exc:
             raise ModelFormatError(f"{path}: damaged retrieval index ({exc})") from None
+        if r.index == "auto" and index.kind == "flat":
+            continue  # an exact faiss scan (models saved before the norm-ordered index): rebuilt on first use
         if index.dim != vectors.shape[1] or len(index) > len(vectors):
             raise ModelFormatError(f"{path}: index of {len(index)} x {index.dim} vectors does not match the"
                                    f" model's {vectors.shape[0]} x {vectors.shape[1]} {name} vectors")
@@ -420,6 +423,8 @@ def load_model(directory: str | Path, encoder=None):
     model._refresh()
     _restore_retrieval_stats(model, items)
     model._indexes = _load_indexes(model, manifest, d)
+    if manifest.get("indexes"):  # indexes not worth a file (exact, norm-ordered) are built now, not at the first request
+        model._retrieval_indexes()
     model.manifest_ = manifest
     model.training_curves_ = load_training_curves(d)
     model.reranker_ = _load_ranker(config, d)

@@ -37,7 +37,16 @@ ITEM_FIELDS = ("title", "description", "category", "brand", "price", "tags")
 
 
 class StorageError(ColdbrewError, RuntimeError):
-    """The database could not be used (down, locked, out of space): nothing was stored."""
+    """The database could not be used (down, locked, out of space): nothing was stored.
+
+    ``status`` is the HTTP status the service answers with: 503 (unavailable: down, locked,
+    read-only) or 507 (out of space); ``retry_after`` the seconds it suggests to wait.
+    """
+
+    def __init__(self, message: str, *, status: int = 503, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.status = int(status)
+        self.retry_after = int(retry_after)
 
 
 @dataclass(frozen=True)

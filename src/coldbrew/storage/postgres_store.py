@@ -5,6 +5,13 @@ Each write is one transaction committed before the method returns; with PostgreS
 survives a crash of either process. Events are written with ``COPY`` (fast batches). Each
 thread has its own connection (the service's worker threads are few and long-lived).
 
+A lost connection (the server restarted, the session was terminated) costs no restart of
+the service: a connection the server closed while idle is noticed before its next use (no
+round trip) and replaced; a read that fails because its connection broke is tried once more
+on a new one; a write that fails is reported (``StorageError``, the service answers 503) and
+the next call reconnects. While the server is down, every call fails fast (connection
+refused, or ``connect_timeout`` when the host does not answer).
+
 Several ``coldbrew serve`` processes may share one database (replicas, see
 :mod:`coldbrew.service.replicas`); for them the store also keeps, in the same schema:
 
@@ -44,24 +51,65 @@ from coldbrew.storage.event_store import (
 __all__ = ["PostgresEventStore"]
 
 
-def _guarded(method):
+def _guarded(method=None, *, retry: bool = False):
     """Report lost connections and server errors as ``StorageError`` (the service answers 503).
 
-    A broken connection is dropped, so the next call of that thread reconnects.
+    A broken connection is dropped, so the next call of that thread reconnects. ``retry``
+    (reads only, never writes: a write whose COMMIT was cut off may have committed): a read
+    that fails on a connection which turns out broken is tried once more on a new one, so
+    the first request of each thread after the database came back does not fail.
     """
     import functools
 
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        try:
-            return method(self, *args, **kwargs)
-        except self._psycopg.OperationalError as exc:
-            conn = getattr(self._local, "conn", None)
-            if conn is not None and (conn.closed or conn.broken):
-                self._local.conn = None
-            raise StorageError(f"event store (PostgreSQL): {str(exc).strip()}") from exc
+    def wrap(method):
+        @functools.wraps(method)
+        def wrapper(self, *args, **kwargs):
+            errors = (self._psycopg.OperationalError, self._psycopg.InterfaceError)
+            for attempt in (0, 1):
+                try:
+                    return method(self, *args, **kwargs)
+                except errors as exc:
+                    conn = getattr(self._local, "conn", None)
+                    broken = conn is not None and (conn.closed or conn.broken)
+                    if broken:
+                        self._discard(conn)
+                    if retry and broken and attempt == 0:
+                        continue
+                    raise StorageError(f"event store (PostgreSQL): {str(exc).strip()}") from exc
+            raise AssertionError("unreachable")
 
-    return wrapper
+        return wrapper
+
+    return wrap if method is None else wrap(method)
+
+
+# Connection parameters added unless the URL sets them: a database host that does not answer
+# fails a request after CONNECT_TIMEOUT_S instead of holding it for minutes, keepalives find
+# a connection whose peer vanished, and the name lets an operator find (or terminate) the
+# service's sessions in pg_stat_activity.
+CONNECT_TIMEOUT_S = 5
+_CONNECT_DEFAULTS = {
+    "connect_timeout": str(CONNECT_TIMEOUT_S), "application_name": "coldbrew",
+    "keepalives": "1", "keepalives_idle": "30", "keepalives_interval": "10", "keepalives_count": "3",
+}
+
+
+def _dropped(conn) -> bool:
+    """Whether the server closed an idle connection (restart, ``pg_terminate_backend``) while
+    it sat unused: checked before it is used again, without a round trip.
+
+    An idle session receives nothing unasked but the server's farewell (an error message, then
+    the end of the stream) and, rarely, a notice: a readable socket means the session is over,
+    or almost always so (a needless reconnect costs a few milliseconds).
+    """
+    import select
+
+    try:
+        readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+    except Exception:  # the socket is gone already
+        return True
+    return bool(readable)
+
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -141,16 +189,37 @@ class PostgresEventStore:
         return f"PostgresEventStore(schema={self.schema!r})"
 
     def _conn(self):
+        """This thread's connection: a new one when it has none or its session has ended."""
         conn = getattr(self._local, "conn", None)
-        if conn is None or conn.closed or conn.broken:
+        if conn is not None and (conn.closed or conn.broken or _dropped(conn)):
+            self._discard(conn)
+            conn = None
+        if conn is None:
             try:
-                conn = self._psycopg.connect(self.conninfo, autocommit=True)
+                conn = self._psycopg.connect(self.conninfo, autocommit=True, **self._connect_defaults())
             except self._psycopg.OperationalError as exc:
                 raise StorageError(f"cannot connect to PostgreSQL: {str(exc).strip()}") from None
             self._local.conn = conn
             with self._all_lock:
                 self._all.append(conn)
         return conn
+
+    def _connect_defaults(self) -> dict[str, str]:
+        from psycopg.conninfo import conninfo_to_dict
+
+        given = conninfo_to_dict(self.conninfo)
+        return {k: v for k, v in _CONNECT_DEFAULTS.items() if k not in given}
+
+    def _discard(self, conn) -> None:
+        """Forget a connection that broke (this thread reconnects on its next call)."""
+        if getattr(self._local, "conn", None) is conn:
+            self._local.conn = None
+        with self._all_lock:
+            self._all = [c for c in self._all if c is not conn]
+        try:
+            conn.close()
+        except Exception:
+            pass
 
     @_guarded
     def append(self, events: Sequence[StoredEvent]) -> int:
@@ -163,7 +232,7 @@ class PostgresEventStore:
                     copy.write_row((e.user_id, e.item_id, int(e.timestamp), e.event, e.value))
         return len(events)
 
-    @_guarded
+    @_guarded(retry=True)
     def history(self, user_id: str, limit: int) -> UserHistory:
         conn = self._conn()
         rows = conn.execute(
@@ -226,7 +295,7 @@ class PostgresEventStore:
                     profile_rows,
                 )
 
-    @_guarded
+    @_guarded(retry=True)
     def snapshot(self, with_events: bool = True) -> Snapshot:
         conn = self._conn()
         with conn.transaction():
@@ -248,12 +317,12 @@ class PostgresEventStore:
         return Snapshot(n_events=n, items=items, events=events)
 
     # ------------------------------------------------------------------ replicas
-    @_guarded
+    @_guarded(retry=True)
     def change_counters(self) -> dict[str, int]:
         rows = self._conn().execute(f"SELECT name, seq FROM {self._sync}").fetchall()
         return {str(name): int(seq) for name, seq in rows}
 
-    @_guarded
+    @_guarded(retry=True)
     def items_since(self, revision: int) -> tuple[list[ItemRecord], int]:
         rows = self._conn().execute(
             f"SELECT item_id, data, in_stock, deleted, updated_at, rev FROM {self._items}"
@@ -291,7 +360,7 @@ class PostgresEventStore:
             )
         return seq
 
-    @_guarded
+    @_guarded(retry=True)
     def versions(self) -> list[SharedVersion]:
         rows = self._conn().execute(
             f"SELECT version, directory, seq, created_at, events, items, base FROM {self._versions} ORDER BY seq"

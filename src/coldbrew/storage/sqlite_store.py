@@ -30,8 +30,28 @@ from coldbrew.storage.event_store import (
 __all__ = ["SQLiteEventStore"]
 
 
+# SQLite result codes (primary, the low byte of an extended code) the service tells apart.
+_SQLITE_READONLY, _SQLITE_FULL, _SQLITE_CANTOPEN = 8, 13, 14
+
+
+def _storage_error(path: Path, exc: sqlite3.Error) -> StorageError:
+    """A ``StorageError`` naming the database file: 507 when it is out of space, else 503."""
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    text = str(exc)
+    if code == _SQLITE_FULL or "database or disk is full" in text:
+        return StorageError(f"event store {path}: the database or disk is full ({text}); free space on"
+                            f" {path.parent}", status=507, retry_after=60)
+    if code == _SQLITE_READONLY or "readonly database" in text:
+        return StorageError(f"event store {path}: the database is read-only ({text}); check the"
+                            " permissions of the file and of its directory", retry_after=60)
+    if code == _SQLITE_CANTOPEN:
+        return StorageError(f"event store {path}: cannot open the database file ({text})", retry_after=60)
+    return StorageError(f"event store {path}: {text}")
+
+
 def _guarded(method):
-    """Report the driver's operational failures as ``StorageError`` (the service answers 503)."""
+    """Report the driver's operational failures as ``StorageError`` (the service answers 503,
+    or 507 when the disk is full), naming the database file."""
     import functools
 
     @functools.wraps(method)
@@ -39,7 +59,7 @@ def _guarded(method):
         try:
             return method(self, *args, **kwargs)
         except sqlite3.OperationalError as exc:
-            raise StorageError(f"event store {self.path.name}: {exc}") from exc
+            raise _storage_error(self.path, exc) from exc
 
     return wrapper
 
@@ -89,6 +109,13 @@ class SQLiteEventStore:
             self._writer = self._connect()
             self._writer.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
+            self.close()
+            if getattr(exc, "sqlite_errorname", "") == "SQLITE_READONLY_DIRECTORY":
+                # WAL mode keeps PATH-wal and PATH-shm beside the file: without them SQLite
+                # cannot even read, so the service cannot start (a read-only file can be read)
+                raise ConfigError(f"--db {self.path}: the directory {self.path.parent} is read-only;"
+                                  f" SQLite must create {self.path.name}-wal and {self.path.name}-shm there"
+                                  f" ({exc})") from None
             raise ConfigError(f"--db {self.path}: not a usable SQLite database ({exc})") from None
 
     def __repr__(self) -> str:
@@ -122,7 +149,13 @@ class SQLiteEventStore:
                     counts.append(cur.rowcount)
                 cur.execute("COMMIT")
             except BaseException:
-                cur.execute("ROLLBACK")
+                # SQLite may have rolled back already (a COMMIT failing with SQLITE_FULL does):
+                # a second ROLLBACK would fail and hide the error that matters.
+                if self._writer.in_transaction:
+                    try:
+                        cur.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
                 raise
             return counts
 

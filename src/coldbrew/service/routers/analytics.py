@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
+from fastapi import Path as PathParam
 from pydantic import BaseModel
 
 from coldbrew.errors import DataError
@@ -87,7 +88,7 @@ def analytics(
             summary="a user's churn risk: probability of no activity in the next horizon_days")
 def churn(
     state: State,
-    user_id: str,
+    user_id: Annotated[str, PathParam(min_length=1, max_length=256, description="the shop's user ID")],
     horizon_days: Annotated[int, Query(ge=1, le=365, description="churned = inactive for this many days")] = 90,
 ) -> ChurnOut:
     import pandas as pd

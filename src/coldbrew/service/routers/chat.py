@@ -19,7 +19,7 @@ from coldbrew.errors import DataError
 from coldbrew.service.auth import require_read
 from coldbrew.service.errors import ApiError
 from coldbrew.service.routers.users import check_k
-from coldbrew.service.schemas import ItemOut
+from coldbrew.service.schemas import Int, ItemOut
 from coldbrew.service.state import ServiceState, State
 
 router = APIRouter(tags=["assistant"])
@@ -37,7 +37,7 @@ class ChatIn(BaseModel):
     user_id: str | None = Field(default=None, max_length=256,
                                 description="the shopper, for 'recommend for me' and personalised results")
     message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS, description="what the shopper said (English or Chinese)")
-    k: int = Field(default=5, ge=1, description="products per answer (at most max_k)")
+    k: Int = Field(default=5, ge=1, description="products per answer (at most max_k)")
 
     @field_validator("user_id")
     @classmethod

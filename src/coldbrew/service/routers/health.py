@@ -26,7 +26,9 @@ def healthz(state: State) -> dict[str, Any]:
     }
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response,
+            responses={200: {"description": "the Prometheus text exposition format",
+                             "content": {"text/plain": {"schema": {"type": "string"}}}}})
 def metrics(state: State) -> Response:
     body, content_type = state.metrics.render()
     return Response(content=body, media_type=content_type)

@@ -7,6 +7,7 @@ from every list at once.
 
 from __future__ import annotations
 
+import threading
 from typing import Annotated, Any
 
 import numpy as np
@@ -25,7 +26,13 @@ from coldbrew.service.schemas import (
     ItemsWrittenOut,
     SimilarOut,
 )
-from coldbrew.service.state import ServiceState, State, catalog_from_records, item_record_of
+from coldbrew.service.state import (
+    ServiceState,
+    State,
+    catalog_from_records,
+    item_change,
+    item_record_of,
+)
 from coldbrew.storage.event_store import ItemRecord
 
 router = APIRouter(tags=["items"])
@@ -62,6 +69,86 @@ def _catch_up(state: ServiceState) -> None:
         replicas.catch_up()
 
 
+class _Write:
+    __slots__ = ("records", "ids", "done", "counts", "error")
+
+    def __init__(self, records: list[ItemRecord]) -> None:
+        self.records = records
+        self.ids = {r.item_id for r in records}
+        self.done = False
+        self.counts: dict[str, int] = {}
+        self.error: BaseException | None = None
+
+
+class ItemWrites:
+    """Group commit of ``POST /v1/items``: writes queued while another is being applied share
+    one store commit, one model update under the write lock and one message to the scoring
+    process.
+
+    Adding a product costs the model about the same for one item as for ten (the catalog's
+    arrays are copied once per call), in this process and again in the scoring process, and
+    readers wait for it; under load, posts then queue behind each other. Each post is still
+    answered only once its own records are committed and applied, with its own counts: a
+    group holds posts with disjoint item IDs only (taken in arrival order), so every post
+    sees what it would have seen alone, and a failure fails each post of the group (each
+    post's records are stored all or none, as before).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: list[_Write] = []
+
+    def write(self, state: ServiceState, records: list[ItemRecord]) -> dict[str, int]:
+        mine = _Write(records)
+        with self._lock:
+            self._queue.append(mine)
+        with state.catalog_lock:  # whoever holds it applies what is queued, its own post included
+            while not mine.done:
+                self._apply(state, self._take())
+        if mine.error is not None:
+            raise mine.error
+        return mine.counts
+
+    def _take(self) -> list[_Write]:
+        """The oldest queued posts whose item IDs do not overlap (at least one)."""
+        with self._lock:
+            group, ids = [], set()
+            for write in self._queue:
+                if ids & write.ids:
+                    break
+                group.append(write)
+                ids |= write.ids
+            self._queue = self._queue[len(group):]
+        return group
+
+    @staticmethod
+    def _apply(state: ServiceState, group: list[_Write]) -> None:
+        try:
+            state.store.save(items=[r for w in group for r in w.records])  # durable first; readers go on
+            follow: list = []
+            with state.lock.write():
+                for w in group:  # each post's own counts, as if applied alone (their IDs are disjoint)
+                    latest = {r.item_id: r for r in w.records}
+                    changes = [item_change(state.model, r) for r in latest.values()]
+                    w.counts = {"added": changes.count("added"), "updated": changes.count("updated")}
+                state.apply_items(state.model, [r for w in group for r in w.records], follow)
+            for wait in follow:  # the scoring process has them before the answer, not under the lock
+                wait()
+        except BaseException as exc:
+            for w in group:
+                w.error = exc
+        finally:
+            for w in group:
+                w.done = True
+
+
+def _item_writes(state: ServiceState) -> ItemWrites:
+    writes = state.extras.get("item_writes")
+    if writes is None:
+        writes = state.extras.setdefault("item_writes", ItemWrites())
+    return writes
+
+
 def _detail(state: ServiceState, pos: int) -> ItemDetailOut:
     record = item_record_of(state.model, pos, in_stock=state.in_stock.get(str(state.model.catalog_.item_ids[pos]), True))
     f = record.fields
@@ -88,10 +175,7 @@ def post_items(
     # Encode the texts now, outside every lock: the model's embedding cache then answers
     # inside the write lock, which readers wait for.
     state.model.encode(catalog_from_records(records).texts())
-    with state.catalog_lock:
-        state.store.save(items=records)  # durable first; readers keep going meanwhile
-        with state.lock.write():
-            counts = state.apply_items(state.model, records)
+    counts = _item_writes(state).write(state, records)
     state.metrics.items.labels("added").inc(counts["added"])
     state.metrics.items.labels("updated").inc(counts["updated"])
     state.metrics.model_items.set(len(state.model.item_map_))
@@ -121,9 +205,12 @@ def patch_item(state: State, item_id: ItemId, body: ItemPatch) -> ItemDetailOut:
             fields[name] = "" if value is None and name != "price" else value
         record = ItemRecord(item_id, fields, in_stock=current.in_stock if in_stock is None else in_stock)
         state.store.save(items=[record])
+        follow: list = []
         with state.lock.write():
-            state.apply_items(state.model, [record])
+            state.apply_items(state.model, [record], follow)
             detail = _detail(state, state.item_position(item_id))
+        for wait in follow:
+            wait()
     state.metrics.items.labels("updated").inc()
     return detail
 
@@ -140,8 +227,11 @@ def delete_item(state: State, item_id: ItemId) -> dict[str, Any]:
             current = item_record_of(state.model, pos, in_stock=state.in_stock.get(item_id, True))
         record = ItemRecord(item_id, current.fields, in_stock=current.in_stock, deleted=True)
         state.store.save(items=[record])
+        follow: list = []
         with state.lock.write():
-            state.apply_items(state.model, [record])
+            state.apply_items(state.model, [record], follow)
+        for wait in follow:
+            wait()
     state.metrics.items.labels("deleted").inc()
     return {"item_id": item_id, "deleted": True}
 

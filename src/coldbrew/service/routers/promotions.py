@@ -19,11 +19,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Path as PathParam
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from coldbrew.errors import DataError
 from coldbrew.service.auth import require_read, require_write
 from coldbrew.service.errors import ApiError
+from coldbrew.service.schemas import Float, Int
 from coldbrew.service.state import ServiceState, State
 
 router = APIRouter(tags=["promotions"])
@@ -70,6 +72,27 @@ def campaigns(state: ServiceState) -> _Campaigns:
     return found
 
 
+class _UserKeyLedger:
+    """The ledger as the planner sees it: users are counted under their stored ID.
+
+    With ``pseudonymise_key`` set that is HMAC-SHA256(key, user_id), as in the event store:
+    the raw ID is never written to ``promotion_ledger.db``.
+    """
+
+    def __init__(self, ledger: Any, user_key: Any) -> None:
+        self.ledger = ledger
+        self.user_key = user_key
+
+    def impressions(self, promotion_id: str, user_id: str, since: int | None = None) -> int:
+        return self.ledger.impressions(promotion_id, self.user_key(user_id), since)
+
+    def spent(self, promotion_id: str) -> float:
+        return self.ledger.spent(promotion_id)
+
+    def record(self, promotion_id: str, user_id: str, timestamp: int, cost: float) -> None:
+        self.ledger.record(promotion_id, self.user_key(user_id), timestamp, cost)
+
+
 def _calibrator(state: ServiceState, camp: _Campaigns) -> Any:
     from coldbrew.promotions import CALIBRATION_FILE, CTRCalibrator
 
@@ -80,6 +103,13 @@ def _calibrator(state: ServiceState, camp: _Campaigns) -> Any:
     return camp.calibrator
 
 
+# unix seconds (a JSON integer: no boolean, no digits in a string) or an ISO 8601 string
+_Moment = Annotated[int, Strict()] | Annotated[str, Strict(), Field(min_length=1, max_length=64)] | None
+
+
+_UNION_TAGS = {"int", "str", "constrained-str", "float", "none"}
+
+
 class PromotionIn(BaseModel):
     """One promotion: an item or a category, a bid per click, a budget, a schedule, caps."""
 
@@ -88,13 +118,13 @@ class PromotionIn(BaseModel):
     promotion_id: str = Field(min_length=1, max_length=256)
     item_id: str | None = Field(default=None, min_length=1, max_length=256)
     category: str | None = Field(default=None, min_length=1, max_length=256)
-    bid: float = Field(gt=0, description="paid per click")
-    budget: float = Field(gt=0, description="total spend; each impression is charged pCTR x bid")
-    start: int | str | None = Field(default=None, description="unix seconds or ISO 8601")
-    end: int | str | None = Field(default=None, description="unix seconds or ISO 8601 (exclusive)")
-    frequency_cap: int | None = Field(default=None, ge=1, description="impressions per user per cap_period")
+    bid: Float = Field(gt=0, description="paid per click")
+    budget: Float = Field(gt=0, description="total spend; each impression is charged pCTR x bid")
+    start: _Moment = Field(default=None, description="unix seconds or ISO 8601")
+    end: _Moment = Field(default=None, description="unix seconds or ISO 8601 (exclusive)")
+    frequency_cap: Int | None = Field(default=None, ge=1, description="impressions per user per cap_period")
     cap_period: Literal["day", "total"] = "day"
-    discount_percent: float | None = Field(default=None, gt=0, lt=100)
+    discount_percent: Float | None = Field(default=None, gt=0, lt=100)
 
 
 class PromotionBatch(BaseModel):
@@ -107,9 +137,9 @@ class SelectIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     user_id: str = Field(min_length=1, max_length=256)
-    slots: int = Field(default=3, ge=1, le=100)
+    slots: Int = Field(default=3, ge=1, le=100)
     language: Literal["en", "zh"] = "en"
-    now: int | None = Field(default=None, description="unix seconds for schedules and daily caps (default: now)")
+    now: Int | None = Field(default=None, description="unix seconds for schedules and daily caps (default: now)")
 
 
 class SelectOut(BaseModel):
@@ -136,10 +166,21 @@ def create_promotions(
         first = exc.errors()[0]
         path = ""
         for part in first.get("loc", ()):
+            if isinstance(part, str) and part in _UNION_TAGS:
+                continue  # which member of a union failed: not part of the field's name
             path += f"[{part}]" if isinstance(part, int) else ("." if path else "") + str(part)
-        message = f"unknown field '{path}'" if first.get("type") == "extra_forbidden" else f"field '{path}': {first.get('msg')}"
+        if first.get("type") == "extra_forbidden":
+            message = f"unknown field '{path}'"
+        elif path.rsplit(".", 1)[-1] in ("start", "end"):
+            message = (f"field '{path}': expected unix seconds (an integer) or an ISO 8601 date-time"
+                       " (a string of 1 to 64 characters)")
+        else:
+            message = f"field '{path}': {first.get('msg')}"
         raise ApiError(422, message, path or "body") from None
     rows = parsed_body.promotions if isinstance(parsed_body, PromotionBatch) else [parsed_body]
+    if len(rows) > state.settings.max_batch:
+        raise ApiError(413, f"field 'promotions': at most {state.settings.max_batch:,} promotions per request,"
+                            f" got {len(rows):,}", "promotions")
     parsed = []
     for n, row in enumerate(rows):
         where = f"promotions[{n}]" if batch else "body"
@@ -174,7 +215,7 @@ def list_promotions(state: State) -> dict[str, Any]:
 
 
 @router.delete("/v1/promotions/{promotion_id}", dependencies=[Depends(require_write)], summary="stop a promotion")
-def delete_promotion(state: State, promotion_id: str) -> dict[str, Any]:
+def delete_promotion(state: State, promotion_id: Annotated[str, PathParam(min_length=1, max_length=256)]) -> dict[str, Any]:
     camp = campaigns(state)
     with camp.lock:
         if camp.promotions.pop(promotion_id, None) is None:
@@ -197,7 +238,8 @@ def select_promotions(state: State, body: SelectIn) -> SelectOut:
     with state.lock.read():
         request = state.request_for(body.user_id, history)
         with camp.lock:  # caps and budgets: check and record as one step
-            planner = PromotionPlanner(state.model, promos, _calibrator(state, camp), camp.ledger, copywriter)
+            ledger = _UserKeyLedger(camp.ledger, state.user_key)
+            planner = PromotionPlanner(state.model, promos, _calibrator(state, camp), ledger, copywriter)
             placements = planner.select(request, body.slots, now=body.now, language=body.language, with_copy=False)
     # Outside both locks: a slow copy backend must hold up neither other selections nor a
     # model swap (the planner keeps its model; its catalog strings are only read).

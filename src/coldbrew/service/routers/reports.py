@@ -51,7 +51,10 @@ def latest(state: State) -> dict[str, Any]:
             "markdown": md.read_text(encoding="utf-8") if md.is_file() else None}
 
 
-@router.get("/v1/reports/files/{name}", summary="a plot of the latest report (PNG)", response_class=FileResponse)
+@router.get("/v1/reports/files/{name}", summary="a plot of the latest report (PNG)", response_class=FileResponse,
+            dependencies=[Depends(require_read)],
+            responses={200: {"description": "the plot", "content": {"image/png": {"schema": {"type": "string",
+                                                                                          "format": "binary"}}}}})
 def report_file(state: State, name: Annotated[str, PathParam(max_length=204)]) -> FileResponse:
     if not _FILE.match(name):
         raise ApiError(404, f"no such plot {name!r}: plot names end in .png", "name")
