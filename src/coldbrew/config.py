@@ -1,5 +1,8 @@
 """Typed, frozen configuration; the only reader of config files.
 
+One file on purpose (669 lines): every section's dataclass sits beside the reader that
+validates it, so a setting, its default and its error message are found in one place.
+
 A config file is TOML (``.toml``) or JSON (``.json``) with optional sections ``[columns]``,
 ``[weighting]``, ``[encoder]``, ``[als]``, ``[bridge]``, ``[blend]``, ``[graph]`` and
 ``[augmentation]``, ``[ranker]``.  Unknown sections or

@@ -1,5 +1,8 @@
 """The one orchestration: text + behaviour -> candidate scores -> blend -> top-k with reasons.
 
+Over 1,000 lines: splitting this class into composed parts is issue #20 (not done yet);
+until then it stays one file rather than being cut along arbitrary lines.
+
 ``Recommender`` owns the fitted parts (ALS, item co-occurrence, the text->CF bridge, item
 text vectors, popularity) and scores a *batch* of requests at a time:
 

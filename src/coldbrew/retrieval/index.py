@@ -1,5 +1,9 @@
 """Vector indexes: the ``VectorIndex`` protocol, an exact numpy index and faiss adapters.
 
+One file (about 800 lines): the indexes share the validation helpers and the exclusion
+and tie-breaking contract, and each is tested against ``ExactIndex`` here; a split into
+``exact.py`` / ``faiss.py`` is the next step if it grows further.
+
 All indexes score by inner product (cosine for the unit-norm vectors that encoders
 produce). Ids are dense integers assigned ``0, 1, ...`` in order of addition. A search
 returns ``(scores, ids)``, best first, padded with ``-inf`` / ``-1`` when fewer than ``k``
