@@ -5,7 +5,7 @@ validates it, so a setting, its default and its error message are found in one p
 
 A config file is TOML (``.toml``) or JSON (``.json``) with optional sections ``[columns]``,
 ``[weighting]``, ``[encoder]``, ``[als]``, ``[bridge]``, ``[blend]``, ``[graph]`` and
-``[augmentation]``, ``[ranker]``.  Unknown sections or
+``[augmentation]``, ``[ranker]``, ``[compute]``.  Unknown sections or
 keys are errors (a typo must never be silently ignored).
 """
 
@@ -36,6 +36,7 @@ __all__ = [
     "RankerConfig",
     "FitConfig",
     "RetrievalConfig",
+    "ComputeConfig",
     "load_config",
     "default_threads",
 ]
@@ -548,6 +549,29 @@ class RetrievalConfig:
 
 
 @dataclass(frozen=True)
+class ComputeConfig:
+    """How a fit uses the machine (never what it learns: the fitted model is the same).
+
+    The hold-out fits behind tuning and the ranker and the final fit are independent of each
+    other; with more than one worker they run in that many processes at once. ``workers``:
+    0 (default) is one per CPU core this process may use, at most 4; 1 fits them one after
+    the other in this process. Fits of fewer than ``parallel_min_events`` events always run
+    in this process (starting a worker costs about a second).
+    """
+
+    workers: int = 0
+    parallel_min_events: int = 50_000
+
+    def __post_init__(self) -> None:
+        if self.workers < 0 or self.parallel_min_events < 0:
+            raise ConfigError(f"compute: workers and parallel_min_events must be >= 0, got {self.workers!r}"
+                              f" and {self.parallel_min_events!r}")
+
+    def resolved_workers(self) -> int:
+        return min(default_threads(), 4) if self.workers == 0 else self.workers
+
+
+@dataclass(frozen=True)
 class FitConfig:
     """Everything ``coldbrew fit`` can be told.
 
@@ -571,6 +595,7 @@ class FitConfig:
     graph: GraphConfig = field(default_factory=GraphConfig)
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
     ranker: RankerConfig = field(default_factory=RankerConfig)
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
 
     def __post_init__(self) -> None:
         if self.lora.enabled and self.encoder.name != "minilm-l6-v2":

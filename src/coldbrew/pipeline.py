@@ -115,9 +115,19 @@ class Recommender:
         """
         if len(catalog) == 0:
             raise DataError("catalog is empty: nothing to recommend")
+        from coldbrew.timing import StageTimer
+
         self._progress = progress
-        lora = self._fit_lora(catalog, events) if self.config.lora.enabled else None
-        text_vectors = self.encode(catalog.texts())
+        self._timer = timer = StageTimer(progress)
+        from coldbrew.fitting import PartsStore
+
+        self._parts_store = PartsStore()  # parts fitted on a set of training events, fitted once
+        lora = None
+        if self.config.lora.enabled:
+            with timer.stage("lora"):
+                lora = self._fit_lora(catalog, events)
+        with timer.stage("encode"):
+            text_vectors = self.encode(catalog.texts())
         self.tuning_: dict[str, dict[str, float]] = {}
         self._graph_cache: dict[str, object] = {}  # LightGCN shared by tuning candidates with one graph
         # Per-epoch curves of trained components: {name: {"epoch": [...], "loss": [...], ...}}.
@@ -125,10 +135,12 @@ class Recommender:
         if lora is not None:
             self.training_curves_["lora"] = lora.curve
         adapter = None  # the text adapter, trained during tuning when both are on
+        self._prefit(catalog, events, text_vectors)
         if self.config.blend.tune:
             from coldbrew.models.tuning import tune
 
-            result = tune(self, catalog, events, text_vectors)
+            with timer.stage("tune"):
+                result = tune(self, catalog, events, text_vectors)
             if result is not None:
                 self.config, self.tuning_ = result.config, result.scores
                 adapter = result.adapter
@@ -137,12 +149,20 @@ class Recommender:
         if self.config.ranker.kind != "none":  # trained on a hold-out, like the tuning above
             from coldbrew.ranking.stage import train_stage
 
-            stage, ranker_report, ranker_curves = train_stage(self, catalog, events, text_vectors)
-        self._fit_parts(catalog, events, text_vectors, adapter=adapter)
+            with timer.stage("ranker"):
+                stage, ranker_report, ranker_curves = train_stage(self, catalog, events, text_vectors)
+        final = self._parts_store.get(self.config, events) if adapter is None else None
+        if final is not None:
+            self._adopt_parts(final)
+        else:
+            with timer.stage("parts"):
+                self._fit_parts(catalog, events, text_vectors, adapter=adapter)
+        del self._parts_store
         self.reranker_ = stage
         if stage is not None:
-            stage.item_counts = stage.count_items(self, events)
-            stage.item_habits = stage.habits_of(self, events)
+            with timer.stage("ranker item statistics"):
+                stage.item_counts = stage.count_items(self, events)
+                stage.item_habits = stage.habits_of(self, events)
         if ranker_report is not None:
             self.fit_report_["ranker"] = ranker_report
         if lora is not None:
@@ -154,7 +174,47 @@ class Recommender:
             }
         if ranker_curves:
             self.training_curves_["ranker"] = ranker_curves
+        self.fit_report_["seconds"] = timer.report()
+        if timer.show:
+            import sys
+
+            print(timer.summary(), file=sys.stderr, flush=True)
+        del self._timer
         return self
+
+    def _prefit(self, catalog: Catalog, events: Events, text_vectors: np.ndarray) -> None:
+        """Fit the parts of every hold-out fit tuning and the ranker will make, and of the
+        final fit, up front and in parallel (:mod:`coldbrew.fitting`); they are independent.
+
+        Skipped with the text adapter on (hold-out fits then reuse the adapter tuning trains)
+        and when the hold-outs' part settings are only known after tuning.
+        """
+        from coldbrew.fitting import PartsJob, fit_parts
+        from coldbrew.models.tuning import holdout_jobs, parts_config
+
+        if self.config.adapter.enabled:
+            return
+        config = parts_config(self.config, events) if self.config.blend.tune else self.config
+        if config is None:
+            return
+        jobs: list[PartsJob] = []
+        if self.config.blend.tune:
+            jobs += holdout_jobs(self.config, events)
+        if self.config.ranker.kind != "none":
+            from coldbrew.ranking.stage import period_jobs
+
+            jobs += period_jobs(self.config.ranker, self.config.blend.validation_share, config, events)
+        if not jobs:
+            return  # nothing to fit on hold-outs: the final fit runs as usual
+        jobs.append(PartsJob("final", config, events))
+        fit_parts(self, jobs, catalog, text_vectors, self._parts_store)
+
+    def _adopt_parts(self, fitted: Recommender) -> None:
+        """Take the fitted parts of ``fitted`` (same config, same events) as this model's own."""
+        keep = {"config", "_encoder", "_cache", "_progress", "_timer", "_parts_store", "_graph_cache",
+                "tuning_", "training_curves_", "_tuned_adapter"}
+        self.__dict__.update({k: v for k, v in fitted.__dict__.items() if k not in keep})
+        self.training_curves_.update(getattr(fitted, "training_curves_", {}))
 
     def _fit_lora(self, catalog: Catalog, events: Events):
         """Fine-tune the torch encoder with LoRA (``[lora]``, :func:`coldbrew.text.lora.fit_lora`).
@@ -419,9 +479,11 @@ class Recommender:
         self._stats: dict[str, tuple] = {key: v for key, v in old.items()
                                          if key in ("cf", "content", "popular") and v[0] <= unchanged_below}
         n = len(self.item_map_)
-        if self.cooccurrence_.shape[0] != n:
-            c = self.cooccurrence_.tocoo()
-            self.cooccurrence_ = sp.csr_matrix((c.data, (c.row, c.col)), shape=(n, n), dtype=np.float32)
+        old_n = self.cooccurrence_.shape[0]
+        if old_n < n:  # appended items have no neighbours: empty rows, the arrays are shared
+            c = self.cooccurrence_.tocsr()
+            indptr = np.concatenate([c.indptr, np.full(n - old_n, c.indptr[-1], dtype=c.indptr.dtype)])
+            self.cooccurrence_ = sp.csr_matrix((c.data, c.indices, indptr), shape=(n, n), copy=False)
 
     # ------------------------------------------------------------------ new items
     def add_items(self, catalog: Catalog) -> int:

@@ -220,3 +220,47 @@ def test_pruning_cut_off_leaves_no_half_deleted_version(tmp_path: Path, monkeypa
     consistent()
     assert sorted(p.name for p in registry.versions_dir.iterdir()) == ["v4", "versions.json"]
     assert [v["status"] for v in registry.read()["versions"]] == ["ready", "removed", "removed", "removed", "ready"]
+
+
+def test_a_retrain_killed_while_replacing_an_unrecorded_version_leaves_no_half_directory(tmp_path, monkeypatch):
+    """A version directory written but never recorded (killed after the rename) is replaced by
+    the next retrain; a kill during that delete must not leave ``vN`` without its manifest."""
+    import shutil
+
+    from coldbrew.service import retrain
+
+    versions = tmp_path / "versions"
+    old = versions / "v3"
+    old.mkdir(parents=True)
+    (old / "manifest.json").write_text('{"old": true}', encoding="utf-8")
+    (old / "model.npz").write_bytes(b"old")
+    staging = versions / f".v3.partial-{os.getpid()}"
+    staging.mkdir()
+    (staging / "manifest.json").write_text('{"new": true}', encoding="utf-8")
+    real_rmtree = shutil.rmtree
+
+    def killed_midway(path, ignore_errors=False, **kwargs):  # deletes the manifest, then "dies"
+        path = Path(path)
+        if not path.exists():
+            return
+        (path / "manifest.json").unlink()
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(shutil, "rmtree", killed_midway)
+    with pytest.raises(KeyboardInterrupt):
+        retrain.install_version(staging, versions / "v3")
+    monkeypatch.setattr(shutil, "rmtree", real_rmtree)
+    assert not (versions / "v3").exists()  # renamed away before the delete began
+    leftovers = [p for p in versions.iterdir() if p.name.startswith(".")]
+    assert leftovers and all(retrain._STAGING in p.name for p in leftovers)
+    monkeypatch.setattr(retrain, "_alive", lambda pid: False)  # as after a restart: the writer is gone
+    retrain.remove_stale_staging(versions)
+    assert list(versions.iterdir()) == []
+
+    staging.mkdir()  # and an uninterrupted install replaces the old directory whole
+    (staging / "manifest.json").write_text('{"new": true}', encoding="utf-8")
+    old.mkdir()
+    (old / "manifest.json").write_text('{"old": true}', encoding="utf-8")
+    retrain.install_version(staging, versions / "v3")
+    assert json.loads((versions / "v3" / "manifest.json").read_text(encoding="utf-8")) == {"new": True}
+    assert sorted(p.name for p in versions.iterdir()) == ["v3"]

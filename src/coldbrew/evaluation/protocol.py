@@ -98,10 +98,13 @@ class _UserGroups:
     """Positions of each user's events, sorted by time (then by row)."""
 
     def __init__(self, events: Events) -> None:
+        import pandas as pd
+
         n = len(events)
-        users, codes = np.unique(events.user_ids.astype(str), return_inverse=True)
+        # hash-based codes (in order of first appearance): a string sort of every event is slow
+        codes, users = pd.factorize(events.user_ids.astype(str))
         order = np.lexsort((np.arange(n), events.timestamps, codes))
-        bounds = np.searchsorted(codes[order], np.arange(len(users) + 1))
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=len(users)))])
         self.positions: dict[str, np.ndarray] = {
             str(u): order[bounds[i] : bounds[i + 1]] for i, u in enumerate(users)
         }

@@ -148,27 +148,43 @@ class LightGCN:
         b = len(users)
         pos_nodes, neg_nodes = positives + n_users, negatives + n_users
         eu, ep, en = final[users], final[pos_nodes], final[neg_nodes]
-        x = np.einsum("bf,bf->b", eu, ep - en).astype(np.float64)
+        diff = ep - en
+        x = np.einsum("bf,bf->b", eu, diff).astype(np.float64)
         loss = float(np.mean(np.logaddexp(0.0, -x)))
         g = (-1.0 / (1.0 + np.exp(x)) / b).astype(np.float32)[:, None]  # d loss / d x
-        nodes = np.concatenate([users, pos_nodes, neg_nodes])
-        grads = np.vstack([g * (ep - en), g * eu, -g * eu])
         n_nodes = base.shape[0]
-        scatter = sp.csr_matrix(
-            (np.ones(3 * b, dtype=np.float32), (nodes, np.arange(3 * b))), shape=(n_nodes, 3 * b)
+        # d loss / d final, scattered onto the nodes: users get g (ep - en), positive items
+        # g eu, negative items -g eu; two sparse scatters (no stacked 3b copy).
+        rows = np.arange(b)
+        to_users = sp.csr_matrix((np.ones(b, dtype=np.float32), (users, rows)), shape=(n_nodes, b))
+        to_items = sp.csr_matrix(
+            (np.concatenate([np.ones(b, np.float32), -np.ones(b, np.float32)]),
+             (np.concatenate([pos_nodes, neg_nodes]), np.concatenate([rows, rows]))), shape=(n_nodes, b)
         )
-        upstream = np.asarray(scatter @ grads, dtype=np.float32)
+        diff *= g
+        eu = eu * g
+        upstream = np.asarray(to_users @ diff, dtype=np.float32)
+        upstream += np.asarray(to_items @ eu, dtype=np.float32)
         # A_hat is symmetric, so the backward pass is the forward propagation of the gradient.
         grad, _ = self._propagate(adjacency, upstream)
         l2 = self.config.l2
         if l2 > 0:
-            base_rows = base[nodes]
-            loss += float(0.5 * l2 * np.einsum("bf,bf->", base_rows, base_rows) / b)
-            grad += np.asarray(scatter @ ((l2 / b) * base_rows), dtype=np.float32)
+            # Each of the batch's 3b node slots adds l2/b * its layer-0 row: count x row per node.
+            count = np.bincount(np.concatenate([users, pos_nodes, neg_nodes]), minlength=n_nodes).astype(np.float32)
+            loss += float(0.5 * l2 * np.dot(count, np.einsum("nf,nf->n", base, base)) / b)
+            grad += ((l2 / b) * count)[:, None] * base
         return loss, grad
 
-    def fit(self, interactions: sp.csr_matrix, progress: bool | None = None) -> LightGCN:
-        """Train on a users x items CSR of strengths (values > 0 are edges). Returns ``self``."""
+    def fit(self, interactions: sp.csr_matrix, progress: bool | None = None,
+            init: np.ndarray | None = None) -> LightGCN:
+        """Train on a users x items CSR of strengths (values > 0 are edges). Returns ``self``.
+
+        ``init`` (n_users + n_items, factors), optional: layer-0 embeddings to start from (a
+        warm start, e.g. the model of an earlier period's events, rows mapped to this
+        matrix's users and items); rows that are NaN, and nodes without edges here, start
+        random as in a cold start. A warm start is validated before its first epoch too, so
+        training keeps it when no epoch beats it.
+        """
         cfg = self.config
         r = edge_weights(interactions, cfg.weighted)
         n_users, n_items = r.shape
@@ -180,6 +196,13 @@ class LightGCN:
         coo = train.tocoo()
         edge_users, edge_items = coo.row.astype(np.int64), coo.col.astype(np.int64)
         base = (rng.standard_normal((n_users + n_items, cfg.factors)) * 0.1).astype(np.float32)
+        if init is not None:
+            init = np.asarray(init, dtype=np.float32)
+            if init.shape != base.shape:
+                raise ValueError(f"LightGCN.fit: init has shape {init.shape}, expected {base.shape}")
+            degree = np.concatenate([np.diff(r.indptr), np.bincount(r.indices, minlength=n_items)])
+            use = (degree > 0) & np.isfinite(init).all(axis=1)
+            base[use] = init[use]
         if not cfg.user_embeddings:
             base[:n_users] = 0.0
         adam = _Adam(cfg.learning_rate, np.zeros_like(base), np.zeros_like(base))
@@ -190,6 +213,9 @@ class LightGCN:
         self.curve_: dict[str, list[float]] = {"epoch": [], "loss": [], "val_ndcg": []}
         best, best_base, waited = -np.inf, base.copy(), 0
         self.best_epoch_ = 0
+        if init is not None:  # epoch 0: the warm start itself
+            best = self._validate(adjacency, base, train, val_users, val_items)
+            best = best if np.isfinite(best) else -np.inf
         for epoch in bar:
             order = rng.permutation(len(edge_users))
             losses = []

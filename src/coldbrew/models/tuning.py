@@ -38,6 +38,7 @@ from coldbrew.config import FitConfig
 from coldbrew.data.catalog import Catalog
 from coldbrew.data.events import Events
 from coldbrew.data.weighting import recent_span_days
+from coldbrew.timing import stage_of
 
 if TYPE_CHECKING:
     from coldbrew.pipeline import Recommender
@@ -169,7 +170,6 @@ def _cold_item_rows(model: Recommender, config: FitConfig, catalog: Catalog, tra
     that is the same: ``blend.new_item_nearest`` off)."""
     from coldbrew.evaluation.protocol import cold_item_segment
     from coldbrew.evaluation.splits import cold_item_split
-    from coldbrew.pipeline import Recommender
 
     seen = np.unique(train.item_ids.astype(str))
     if len(seen) < 20:
@@ -178,34 +178,16 @@ def _cold_item_rows(model: Recommender, config: FitConfig, catalog: Catalog, tra
     segment = cold_item_segment(split, split.cold_items, max_users=_MAX_USERS, seed=0)
     if len(segment.requests) < _MIN_SEGMENT or len(split.train) == 0:
         return None
-    inner = Recommender(config, encoder=model.encoder)
-    inner._cache = model._cache
-    inner._progress = False
-    inner._fit_parts(catalog, split.train, text_vectors, adapter=adapter)
+    inner = _fitted(model, config, catalog, split.train, text_vectors, adapter, "cold-item parts")
     listed = _rows(inner, segment, nearest=False)
     return listed, (_rows(inner, segment, nearest=True) if config.blend.new_item_nearest else None)
 
 
-def tune(model: Recommender, catalog: Catalog, events: Events, text_vectors: np.ndarray) -> TuningResult | None:
-    """Choose CF settings and blend weights on a temporal hold-out; ``None`` if too little data."""
-    from coldbrew.evaluation.protocol import temporal_segments
-    from coldbrew.evaluation.splits import temporal_split
-    from coldbrew.pipeline import SOURCES, Recommender
-
-    base = model.config
-    if len(events) < 200:
-        return None
-    split = temporal_split(events, quantile=1.0 - base.blend.validation_share)
-    if len(split.train) == 0 or len(split.test) == 0:
-        return None
-    segments = temporal_segments(split, catalog, reveal=1, max_users=_MAX_USERS, seed=0)
-    segments = {n: s for n, s in segments.items() if n in _SEGMENT_SOURCES and len(s.requests) >= _MIN_SEGMENT}
-    if not segments:
-        return None
-    best_config, best_mean, scores, best_rows = None, -1.0, {}, None
-    adapter = None  # the text adapter (if enabled) is trained once, on the hold-out's train part
+def _candidate_configs(base: FitConfig, events: Events) -> list[tuple[float, float, float, FitConfig]]:
+    """``(alpha, half_life_share, trend_days, config)`` of each CF candidate (:data:`_CF_CANDIDATES`)."""
     # Days from the events the final model is fitted on (rounded: they go in the manifest).
     trend = round(recent_span_days(events.timestamps, _TREND_SHARE), 1)
+    out = []
     for alpha, half_life_share in _CF_CANDIDATES:
         half_life = round(recent_span_days(events.timestamps, half_life_share), 1)
         config = replace(
@@ -214,12 +196,92 @@ def tune(model: Recommender, catalog: Catalog, events: Events, text_vectors: np.
             weighting=replace(base.weighting, half_life_days=half_life, trend_half_life_days=trend),
             blend=replace(base.blend, tune=False),
         )
-        inner = Recommender(config, encoder=model.encoder)
-        inner._cache = model._cache
-        inner._progress = False
-        inner._adapter_progress = model._progress
-        inner._graph_cache = getattr(model, "_graph_cache", None)  # LightGCN: same graph for every candidate
-        inner._fit_parts(catalog, split.train, text_vectors, adapter=adapter)
+        out.append((alpha, half_life_share, trend, config))
+    return out
+
+
+def parts_config(base: FitConfig, events: Events) -> FitConfig | None:
+    """The config tuning will fit the final parts with (CF settings chosen), when that is known
+    before tuning: with one CF candidate it is that candidate's; ``None`` with several."""
+    if len(events) < 200:
+        return base
+    candidates = _candidate_configs(base, events)
+    if len(candidates) != 1:
+        return None
+    chosen = candidates[0][3]
+    return replace(base, als=chosen.als, weighting=chosen.weighting)
+
+
+def _holdout_split(base: FitConfig, events: Events):
+    from coldbrew.evaluation.splits import temporal_split
+
+    return temporal_split(events, quantile=1.0 - base.blend.validation_share)
+
+
+def holdout_jobs(base: FitConfig, events: Events) -> list:
+    """The parts :func:`tune` fits (:class:`~coldbrew.fitting.PartsJob`): each candidate on the
+    hold-out's train events, and the random cold-item fit; fitted up front by ``fit``."""
+    from coldbrew.evaluation.splits import cold_item_split
+    from coldbrew.fitting import PartsJob
+
+    if len(events) < 200:
+        return []
+    split = _holdout_split(base, events)
+    if len(split.train) == 0 or len(split.test) == 0:
+        return []
+    jobs = [PartsJob("tuning hold-out", config, split.train) for *_, config in _candidate_configs(base, events)]
+    if base.blend.tune_new_items and len(jobs) == 1:
+        seen = np.unique(split.train.item_ids.astype(str))
+        if len(seen) >= 20:
+            cold = cold_item_split(split.train, seen, share=_COLD_SHARE, seed=0)
+            if len(cold.train):
+                jobs.append(PartsJob("cold-item hold-out", jobs[0].config, cold.train))
+    return jobs
+
+
+def _fitted(model: Recommender, config: FitConfig, catalog: Catalog, train: Events, text_vectors: np.ndarray,
+            adapter, name: str) -> Recommender:
+    """Parts on ``train`` with ``config``: from the fit's store when fitted up front, else fitted now."""
+    from coldbrew.pipeline import Recommender
+
+    store = getattr(model, "_parts_store", None)
+    inner = store.get(config, train) if store is not None and adapter is None else None
+    if inner is not None:
+        return inner
+    inner = Recommender(config, encoder=model.encoder)
+    inner._cache = model._cache
+    inner._progress = False
+    inner._adapter_progress = model._progress
+    inner._graph_cache = getattr(model, "_graph_cache", None)  # LightGCN: same graph for every candidate
+    with stage_of(model, name):
+        inner._fit_parts(catalog, train, text_vectors, adapter=adapter)
+    if store is not None and getattr(inner, "adapter_", None) is None:
+        from coldbrew.fitting import parts_key
+
+        store.put(parts_key(config, train), inner)  # the ranker's last period is this hold-out
+    return inner
+
+
+def tune(model: Recommender, catalog: Catalog, events: Events, text_vectors: np.ndarray) -> TuningResult | None:
+    """Choose CF settings and blend weights on a temporal hold-out; ``None`` if too little data."""
+    from coldbrew.evaluation.protocol import temporal_segments
+    from coldbrew.pipeline import SOURCES
+
+    base = model.config
+    if len(events) < 200:
+        return None
+    split = _holdout_split(base, events)
+    if len(split.train) == 0 or len(split.test) == 0:
+        return None
+    segments = temporal_segments(split, catalog, reveal=1, max_users=_MAX_USERS, seed=0)
+    segments = {n: s for n, s in segments.items() if n in _SEGMENT_SOURCES and len(s.requests) >= _MIN_SEGMENT}
+    if not segments:
+        return None
+    best_config, best_mean, scores, best_rows = None, -1.0, {}, None
+    adapter = None  # the text adapter (if enabled) is trained once, on the hold-out's train part
+    for alpha, half_life_share, trend, config in _candidate_configs(base, events):
+        half_life = config.weighting.half_life_days
+        inner = _fitted(model, config, catalog, split.train, text_vectors, adapter, "hold-out parts")
         adapter = getattr(inner, "adapter_", None)
         updates: dict[str, float] = {}
         label = (f"alpha={alpha:g}, half_life_days={half_life:g} (newest {half_life_share:.0%} of events),"
@@ -252,8 +314,9 @@ def tune(model: Recommender, catalog: Catalog, events: Events, text_vectors: np.
     # lacks (random cold items). Equal say for both: the mean of their two NDCGs. Once for
     # ordinary lists (new products beside the rest), once for shelves (only new products),
     # where ``new_item_nearest`` orders them by the nearest history item.
-    cold = _cold_item_rows(model, replace(best_config, blend=replace(best_config.blend, tune=False)),
-                           catalog, split.train, text_vectors, adapter) or (None, None)
+    with stage_of(model, "cold items"):
+        cold = _cold_item_rows(model, replace(best_config, blend=replace(best_config.blend, tune=False)),
+                               catalog, split.train, text_vectors, adapter) or (None, None)
     for label, parts, fields in (
         ("new items: arrivals + random cold items", [cold[0], best_rows.get("new_items")], _new_item_weights),
         ("shelves: arrivals + random cold items", [cold[1], best_rows.get("new_items shelf")], _shelf_weights),

@@ -40,6 +40,11 @@ _PARAMS = ("w1", "b1", "w2", "b2", "w_click", "b_click", "w_skip", "w_purchase",
            "w_category", "b_category")
 
 
+def _flat(a: np.ndarray) -> np.ndarray:
+    """(B, C, F) -> (B * C, F): gradient sums over pairs as one BLAS matrix product."""
+    return a.reshape(-1, a.shape[-1])
+
+
 def _log_softmax(x: np.ndarray, mask: np.ndarray, axis: int) -> np.ndarray:
     x = np.where(mask, x, -np.inf)
     top = np.max(x, axis=axis, keepdims=True)
@@ -108,7 +113,7 @@ class MultiTaskRanker:
         loss = 0.0
 
         # Click: listwise softmax cross-entropy against the request's clicked candidates.
-        clicks = np.where(mask, y[..., 0], 0).astype(np.float64)
+        clicks = np.where(mask, y[..., 0], 0).astype(x.dtype)
         n_pos = clicks.sum(axis=1, keepdims=True)
         has = n_pos[:, 0] > 0
         d_click = np.zeros_like(out["click"])
@@ -119,20 +124,21 @@ class MultiTaskRanker:
             loss += cfg.click_weight * float(-np.sum(target * np.where(mask, log_p, 0.0)) / has.sum())
             prob = np.where(mask, np.exp(log_p), 0.0)
             d_click = np.where(has[:, None] & mask, prob - target, 0.0) * (cfg.click_weight / has.sum())
-        grads["w_click"] = np.einsum("bcd,bc->d", h2, d_click)
+        grads["w_click"] = _flat(h2).T @ d_click.reshape(-1)
         grads["b_click"] = np.array([d_click.sum()])
-        grads["w_skip"] = np.einsum("bcf,bc->f", x, d_click)
+        grads["w_skip"] = _flat(x).T @ d_click.reshape(-1)
         d_h2 += d_click[..., None] * p["w_click"]
 
         # Purchase: binary cross-entropy on every candidate.
         n_pairs = max(int(mask.sum()), 1)
         if cfg.purchase_weight > 0:
             logit = out["purchase"]
-            label = y[..., 1].astype(np.float64)
+            label = y[..., 1].astype(x.dtype)
             bce = np.logaddexp(0.0, logit) - label * logit
             loss += cfg.purchase_weight * float(np.sum(np.where(mask, bce, 0.0)) / n_pairs)
-            d_p = np.where(mask, 1.0 / (1.0 + np.exp(-logit)) - label, 0.0) * (cfg.purchase_weight / n_pairs)
-            grads["w_purchase"] = np.einsum("bcd,bc->d", h2, d_p)
+            with np.errstate(over="ignore"):  # exp(-logit) = inf for very negative logits: sigmoid 0
+                d_p = np.where(mask, 1.0 / (1.0 + np.exp(-logit)) - label, 0.0) * (cfg.purchase_weight / n_pairs)
+            grads["w_purchase"] = _flat(h2).T @ d_p.reshape(-1)
             grads["b_purchase"] = np.array([d_p.sum()])
             d_h2 += d_p[..., None] * p["w_purchase"]
 
@@ -150,15 +156,15 @@ class MultiTaskRanker:
                 np.put_along_axis(d_k, np.maximum(cls, 0)[..., None],
                                   np.take_along_axis(d_k, np.maximum(cls, 0)[..., None], axis=2) - 1.0, axis=2)
                 d_k = np.where(known[..., None], d_k, 0.0) * (cfg.category_weight / n_known)
-                grads["w_category"] = np.einsum("bcd,bck->dk", h2, d_k)
+                grads["w_category"] = _flat(h2).T @ _flat(d_k)
                 grads["b_category"] = d_k.sum(axis=(0, 1))
                 d_h2 += d_k @ p["w_category"].T
 
         d_a2 = d_h2 * (h2 > 0)
-        grads["w2"] = np.einsum("bch,bcd->hd", h1, d_a2)
+        grads["w2"] = _flat(h1).T @ _flat(d_a2)
         grads["b2"] = d_a2.sum(axis=(0, 1))
         d_a1 = (d_a2 @ p["w2"].T) * (h1 > 0)
-        grads["w1"] = np.einsum("bcf,bch->fh", x, d_a1)
+        grads["w1"] = _flat(x).T @ _flat(d_a1)
         grads["b1"] = d_a1.sum(axis=(0, 1))
         for name in ("w1", "w2", "w_category"):
             grads[name] += cfg.weight_decay * p[name]
@@ -173,8 +179,8 @@ class MultiTaskRanker:
         Without: exactly ``config.epochs`` epochs, the last one's weights are kept (how a
         ranker is refitted for the epochs an earlier, validated fit chose). ``rounds_`` is
         the number of epochs behind the kept weights. Per-epoch ``loss`` (mean training loss)
-        and ``val_ndcg`` (NDCG@20 on ``validation``, or on the training groups when none is
-        given) are kept in ``curves_``.
+        and ``val_ndcg`` (NDCG@20 on ``validation``; when none is given, on the training groups
+        after the last epoch only, NaN before it) are kept in ``curves_``.
         """
         features = np.asarray(features, dtype=np.float32)
         labels = np.asarray(labels, dtype=np.int64)
@@ -187,12 +193,14 @@ class MultiTaskRanker:
         self.mean_ = features.mean(axis=0).astype(np.float64)
         std = features.std(axis=0).astype(np.float64)
         self.scale_ = np.where(std > 1e-6, std, 1.0)
-        x, mask = pad_groups(((features - self.mean_) / self.scale_).astype(np.float64), groups)
+        # Trained in float32 (twice the speed of float64 on BLAS); scoring upcasts to float64,
+        # so a fitted and a saved-and-loaded ranker give the same scores.
+        x, mask = pad_groups(((features - self.mean_) / self.scale_).astype(np.float32), groups)
         y, _ = pad_groups(labels, groups, fill=0)
         y[..., 2] = np.where(mask, y[..., 2], -1)
         val = validation if validation is not None else RankingData(features, labels, groups)
 
-        params = self._init(features.shape[1], rng)
+        params = {n: v.astype(np.float32) for n, v in self._init(features.shape[1], rng).items()}
         moments = {n: (np.zeros_like(v), np.zeros_like(v)) for n, v in params.items()}
         beta1, beta2, eps, step = 0.9, 0.999, 1e-8, 0
         self.params_ = params
@@ -217,7 +225,10 @@ class MultiTaskRanker:
                     params[name] -= cfg.learning_rate * m_hat / (np.sqrt(v_hat) + eps)
                 total += loss
                 batches += 1
-            score = grouped_ndcg(self.score(val.features), val.labels[:, 0], val.groups)
+            # Without validation (a refit for a fixed number of epochs) nothing depends on the
+            # per-epoch score: only the last epoch's is measured, for the curve.
+            score = (grouped_ndcg(self.score(val.features), val.labels[:, 0], val.groups)
+                     if validation is not None or epoch == cfg.epochs else float("nan"))
             self.curves_["epoch"].append(float(epoch))
             self.curves_["loss"].append(total / max(batches, 1))
             self.curves_["val_ndcg"].append(score)

@@ -58,6 +58,7 @@ from coldbrew.ranking.features import (
     typical_price,
 )
 from coldbrew.requests import Request
+from coldbrew.timing import stage_of
 
 if TYPE_CHECKING:
     from coldbrew.pipeline import Recommender
@@ -137,7 +138,9 @@ class RerankStage:
         pos = events.take(is_positive(events))
         items = model.item_map_.lookup(pos.item_ids)
         known = items >= 0
-        _, users = np.unique(pos.user_ids[known].astype(str), return_inverse=True)
+        import pandas as pd
+
+        users, _ = pd.factorize(pos.user_ids[known].astype(str))  # any dense numbering will do
         return users.astype(np.int64), items[known].astype(np.int64), pos.timestamps[known]
 
     @staticmethod
@@ -417,12 +420,16 @@ def _period_groups(model: Recommender, catalog: Catalog, split, stage_config: Ra
         more = temporal_segments(split, catalog, reveal=cfg.max_reveal, max_users=cfg.max_users, seed=seed + 1)
         groups_of.append(more["new_users"])
     config = replace(model.config, blend=replace(model.config.blend, tune=False), ranker=replace(cfg, kind="none"))
-    inner = Recommender(config, encoder=model.encoder)
-    inner._cache = model._cache
-    inner._progress = False
-    inner._graph_cache = getattr(model, "_graph_cache", None)  # LightGCN reused when the graph is the same
-    # The adapter tuning trained (on events before the validation period) is reused, not retrained.
-    inner._fit_parts(catalog, split.train, text_vectors, adapter=getattr(model, "_tuned_adapter", None))
+    store = getattr(model, "_parts_store", None)  # parts fitted up front (tuning's hold-out is the last period)
+    adapter = getattr(model, "_tuned_adapter", None)
+    inner = store.get(config, split.train) if store is not None and adapter is None else None
+    if inner is None:
+        inner = Recommender(config, encoder=model.encoder)
+        inner._cache = model._cache
+        inner._progress = False
+        inner._graph_cache = getattr(model, "_graph_cache", None)  # LightGCN reused when the graph is the same
+        # The adapter tuning trained (on events before the validation period) is reused, not retrained.
+        inner._fit_parts(catalog, split.train, text_vectors, adapter=getattr(model, "_tuned_adapter", None))
     if stage is None:
         mean, basis = _code_basis(inner.text_vectors_, cfg.text_codes, cfg.random_state)
         _, names = primary_categories(inner.catalog_.categories, cfg.categories)
@@ -453,6 +460,31 @@ def _refitted(cfg: RankerConfig, ranker: Any, data: RankingData, n_categories: i
     return make_ranker(fixed, n_categories=n_categories, progress=progress).fit(data.features, data.labels, data.groups)
 
 
+def _period_splits(cfg: RankerConfig, share: float, events: Events) -> list:
+    """The ``cfg.periods`` hold-out splits, oldest first: each period is the last ``share``
+    of all events before it."""
+    from coldbrew.evaluation.splits import temporal_split
+
+    splits, rest = [], events
+    for j in range(cfg.periods):  # newest first
+        cut = temporal_split(rest, quantile=1.0 - share / (1.0 - j * share))
+        splits.insert(0, cut)
+        rest = cut.train
+    return splits
+
+
+def period_jobs(cfg: RankerConfig, share: float, parts_config, events: Events) -> list:
+    """The parts :func:`train_stage` fits (:class:`~coldbrew.fitting.PartsJob`): one per
+    hold-out period, on the events before it, with ``parts_config``'s part settings."""
+    from coldbrew.fitting import PartsJob
+
+    if len(events) < 200 or share * cfg.periods >= 1.0:
+        return []
+    config = replace(parts_config, blend=replace(parts_config.blend, tune=False), ranker=replace(cfg, kind="none"))
+    return [PartsJob(f"period {i + 1}", config, s.train) for i, s in enumerate(_period_splits(cfg, share, events))
+            if len(s.train) and len(s.test)]
+
+
 def train_stage(model: Recommender, catalog: Catalog, events: Events,
                 text_vectors: np.ndarray) -> tuple[RerankStage | None, dict[str, Any], dict[str, list[float]]]:
     """Train the configured ranker on ``ranker.periods`` successive hold-out periods of the fit events.
@@ -474,7 +506,6 @@ def train_stage(model: Recommender, catalog: Catalog, events: Events,
     no kind gained. ``report["kinds"]`` says which kind uses a ranker and why; ``curves``
     are per epoch, keyed ``"<kind>_<metric>"`` on one ``"epoch"`` axis.
     """
-    from coldbrew.evaluation.splits import temporal_split
 
     started = time.perf_counter()
     cfg = model.config.ranker
@@ -484,17 +515,14 @@ def train_stage(model: Recommender, catalog: Catalog, events: Events,
         report["reason"] = ("fewer than 200 events (or ranker.periods x blend.validation_share >= 1):"
                             " no hold-out to train on")
         return None, report, {}
-    splits, rest = [], events
-    for j in range(cfg.periods):  # newest first: each period is the last `share` of all events before it
-        cut = temporal_split(rest, quantile=1.0 - share / (1.0 - j * share))
-        splits.insert(0, cut)
-        rest = cut.train
+    splits = _period_splits(cfg, share, events)
     if min(min(len(s.train), len(s.test)) for s in splits) == 0:
         report["reason"] = "a hold-out period is empty"
         return None, report, {}
     stage, parts, definition = None, [], ""
     for i, period in enumerate(splits):
-        data, stage, definition = _period_groups(model, catalog, period, cfg, text_vectors, cfg.random_state + 2 * i, stage)
+        with stage_of(model, f"period {i + 1}"):
+            data, stage, definition = _period_groups(model, catalog, period, cfg, text_vectors, cfg.random_state + 2 * i, stage)
         parts.append(data)
     report["purchase_label"] = definition
     val, older = parts[-1], [p for p in parts[:-1] if p is not None]
@@ -520,15 +548,17 @@ def train_stage(model: Recommender, catalog: Catalog, events: Events,
             continue
         part_train, part_val = train.subset(a), val.subset(b)
         ranker = make_ranker(cfg, n_categories=len(stage.category_names), progress=model._progress)
-        ranker.fit(part_train.features, part_train.labels, part_train.groups, validation=part_val)
+        with stage_of(model, f"train {kind}"):
+            ranker.fit(part_train.features, part_train.labels, part_train.groups, validation=part_val)
         before = grouped_ndcg(part_val.features[:, 0], part_val.labels[:, 0], part_val.groups)
         after = grouped_ndcg(ranker.score(part_val.features), part_val.labels[:, 0], part_val.groups)
         used = bool(after > before) if cfg.require_gain else True
         per_kind[kind].update(val_ndcg_blend=round(before, 5), val_ndcg_ranker=round(after, 5), used=used)
         stage.rankers[kind] = ranker
         if cfg.refit and used:
-            stage.rankers[kind] = _refitted(cfg, ranker, part_train.join(part_val), len(stage.category_names),
-                                            model._progress)
+            with stage_of(model, f"refit {kind}"):
+                stage.rankers[kind] = _refitted(cfg, ranker, part_train.join(part_val), len(stage.category_names),
+                                                model._progress)
             per_kind[kind]["refit_rounds"] = int(ranker.rounds_)
         stage.gates[kind] = used
         for name, values in ranker.curves_.items():

@@ -256,6 +256,26 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def install_version(staging: Path, directory: Path) -> None:
+    """Move a complete version from ``staging`` to ``directory`` in one atomic rename.
+
+    A directory already at ``directory`` (written by a server that crashed before recording
+    it in the registry) is first renamed out of sight (``.vN.old.partial-<pid>``) and only
+    then deleted, so a crash during the delete leaves a staging-named directory for
+    :func:`remove_stale_staging`, never a half-deleted one under the version's name (the
+    20-kill PostgreSQL retrain case found one).
+    """
+    import shutil
+
+    if directory.exists():
+        trash = directory.with_name(f".{directory.name}.old{_STAGING}{os.getpid()}")
+        shutil.rmtree(trash, ignore_errors=True)
+        os.replace(directory, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+    os.replace(staging, directory)
+    _fsync_dir(directory.parent)
+
+
 def _fit_in_subprocess(catalog: Any, events: Any, config: Any, active_dir: Path, directory: Path) -> None:
     """Run ``coldbrew fit`` on a catalog and events in a child process, writing ``directory``.
 
@@ -305,10 +325,7 @@ def _fit_in_subprocess(catalog: Any, events: Any, config: Any, active_dir: Path,
             lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
             raise RuntimeError(lines[-1] if lines else f"coldbrew fit exited with {done.returncode}")
         shutil.rmtree(work)
-        if directory.exists():  # written by a server that crashed before recording it
-            shutil.rmtree(directory)
-        os.replace(staging, directory)
-        _fsync_dir(directory.parent)
+        install_version(staging, directory)
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # no half-written version is left behind
 
