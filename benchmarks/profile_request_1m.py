@@ -30,6 +30,7 @@ from synthetic_shop import make_catalog, make_events  # noqa: E402
 
 from coldbrew.data import catalog_from_frame, events_from_frame  # noqa: E402
 from coldbrew.pipeline import Recommender  # noqa: E402
+from coldbrew.retrieval.ranked import index_of  # noqa: E402
 from coldbrew.storage import load_model, save_model  # noqa: E402
 
 
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"load {time.perf_counter() - started:.1f} s", flush=True)
     if args.rebuild:
         model._indexes.pop("content", None)
-        model._index("content")
+        index_of(model, "content")
     print({name: repr(getattr(index, "inner", index)) for name, index in model._indexes.items()})
     events, _ = events_from_frame(pd.read_parquet(events_path))
     requests = _requests(events, args.requests, np.random.default_rng(0))

@@ -60,6 +60,7 @@ from coldbrew.data import catalog_from_frame, events_from_frame  # noqa: E402
 from coldbrew.pipeline import Recommender  # noqa: E402
 from coldbrew.requests import HistoryEvent, Request  # noqa: E402
 from coldbrew.retrieval import ExactIndex, FaissIndex  # noqa: E402
+from coldbrew.retrieval.ranked import index_of  # noqa: E402
 from coldbrew.storage import load_model, save_model  # noqa: E402
 
 _WORDS = "leather bag ceramic mug wooden chair silk scarf steel kettle cotton towel glass vase wool blanket".split()
@@ -132,7 +133,7 @@ def _describe(index) -> str:
 
 def _recall(model: Recommender, requests: list[Request], k: int = 20) -> dict[str, dict[str, float]]:
     """Recall@k of each index against exact search, on the requests' own queries."""
-    batch = model._batch(requests, dense=False)
+    batch = model.batch(requests, dense=False)
     user_factors, _, profile = model._profiles(batch)
     blocked = []
     for req in requests:
@@ -146,7 +147,7 @@ def _recall(model: Recommender, requests: list[Request], k: int = 20) -> dict[st
         exact.add(vectors)
         excl = [blocked[r] for r in rows]
         truth_scores, truth = exact.search(queries[rows], k, excl)
-        _, found = model._index(name).search(queries[rows], m, excl)
+        _, found = index_of(model, name).search(queries[rows], m, excl)
         strict = np.mean([len(set(t) & set(f[:k])) / k for t, f in zip(truth, found)])
         pool = np.mean([len(set(t) & set(f)) / k for t, f in zip(truth, found)])
         # by score: a returned item counts when its exact score reaches the exact k-th score
@@ -181,7 +182,7 @@ def run_size(n_items: int, events_per_item: float, n_requests: int, seed: int, w
     indexes = {}
     for name in ("cf", "content"):
         t0 = time.perf_counter()
-        index = model._index(name)
+        index = index_of(model, name)
         seconds = time.perf_counter() - t0
         size = _index_bytes(index)
         indexes[name] = {"structure": _describe(index), "dim": int(index.dim), "build_seconds": seconds,
@@ -211,7 +212,7 @@ def run_size(n_items: int, events_per_item: float, n_requests: int, seed: int, w
     after = {name: getattr(model._indexes[name], "inner", model._indexes[name]) for name in ("cf", "content")}
     appended = all(after[name] is before[name] and getattr(after[name], "faiss_index", after[name]) is raw_before[name]
                    for name in after) if retrieved else None
-    _, ids = model._index("content").search(model.query_vectors([new.texts()[0]]), 20)
+    _, ids = index_of(model, "content").search(model.query_vectors([new.texts()[0]]), 20)
     result["add_items"] = {
         "added": added, "seconds": add_seconds, "first_request_ms": first_ms,
         "indexes_appended_not_rebuilt": appended,

@@ -70,7 +70,7 @@ def test_a_worker_that_fails_names_the_failure():
     vectors = make_encoder(config.encoder).encode(catalog.texts())
     nothing = events.take(np.zeros(len(events), dtype=bool))  # a real child process, failing for real
     with pytest.raises(RuntimeError, match="worker process failed: .*DataError"):
-        fitting._in_worker(config, catalog, nothing, vectors)
+        fitting._in_worker("coldbrew.pipeline:Recommender", config, catalog, nothing, vectors)
 
 
 def test_compute_settings_are_validated():

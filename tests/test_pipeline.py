@@ -149,7 +149,7 @@ def test_tune_new_items_false_keeps_the_new_item_weights_and_nothing_else_moves(
     catalog, events = _shop(n_users=600)
     late = ["s4", "t4", "w4"]
     extra_catalog, _ = catalog_from_frame(pd.DataFrame({"item_id": late, "title": ["trail running vest", "matcha tea", "rose wine"]}))
-    from coldbrew.pipeline import _concat_catalogs
+    from coldbrew.data.catalog import concat_catalogs as _concat_catalogs
 
     catalog = _concat_catalogs(catalog, extra_catalog)
     end = int(events.timestamps.max())

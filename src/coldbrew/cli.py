@@ -134,7 +134,7 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     from coldbrew.data import load_catalog
     from coldbrew.engine import encode_catalog
     from coldbrew.errors import ColdbrewError
-    from coldbrew.storage.artifacts import _CACHE  # the file `fit --out DIR` reuses
+    from coldbrew.storage.artifacts import EMBEDDING_CACHE_FILE  # the file `fit --out DIR` reuses
     from coldbrew.text import EmbeddingCache
 
     config = load_config(args.config)
@@ -147,18 +147,18 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out: {out} is a file, expected a directory (a model directory or a new one)")
     cache = None
-    if (out / _CACHE).is_file():
+    if (out / EMBEDDING_CACHE_FILE).is_file():
         try:
-            cache = EmbeddingCache.load(out / _CACHE)
+            cache = EmbeddingCache.load(out / EMBEDDING_CACHE_FILE)
             _say(f"reusing the embedding cache of {out} ({len(cache):,} texts)")
         except (ColdbrewError, OSError, ValueError):
-            _say(f"{out / _CACHE} is damaged: encoding everything again")
+            _say(f"{out / EMBEDDING_CACHE_FILE} is damaged: encoding everything again")
     with _engine(args) as engine:
         result = encode_catalog(engine, catalog, config, cache=cache)
         _say(_encoded_summary(result, engine))
     out.mkdir(parents=True, exist_ok=True)
-    result.cache.save(out / _CACHE)
-    _say(f"embedding cache ({len(result.cache):,} texts, {result.encoder_name}) written to {out / _CACHE}:"
+    result.cache.save(out / EMBEDDING_CACHE_FILE)
+    _say(f"embedding cache ({len(result.cache):,} texts, {result.encoder_name}) written to {out / EMBEDDING_CACHE_FILE}:"
          f" `coldbrew fit --out {out}` re-encodes none of them")
     if config.lora.enabled:
         _say("note: with [lora] enabled, fit encodes again with the fine-tuned encoder when an epoch is kept")

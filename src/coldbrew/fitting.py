@@ -28,9 +28,9 @@ from coldbrew.data.catalog import Catalog
 from coldbrew.data.events import Events
 
 if TYPE_CHECKING:
-    from coldbrew.pipeline import Recommender
+    from coldbrew.scoring import FitHost, Scorer
 
-__all__ = ["PartsJob", "PartsStore", "parts_key", "fit_parts"]
+__all__ = ["PartsJob", "PartsStore", "parts_key", "fit_jobs", "prefit"]
 
 
 def parts_key(config: FitConfig, train: Events) -> tuple:
@@ -54,18 +54,18 @@ class PartsJob:
 
 
 class PartsStore:
-    """Fitted recommenders by :func:`parts_key`; :meth:`take` hands one out re-configured."""
+    """Fitted models by :func:`parts_key`; :meth:`get` hands one out re-configured."""
 
     def __init__(self) -> None:
-        self._fitted: list[tuple[tuple, Recommender]] = []
+        self._fitted: list[tuple[tuple, Scorer]] = []
 
     def __len__(self) -> int:
         return len(self._fitted)
 
-    def put(self, key: tuple, model: Recommender) -> None:
+    def put(self, key: tuple, model: Scorer) -> None:
         self._fitted.append((key, model))
 
-    def get(self, config: FitConfig, train: Events) -> Recommender | None:
+    def get(self, config: FitConfig, train: Events) -> Scorer | None:
         """The recommender fitted on ``train`` with ``config``'s part settings, its config set
         to ``config`` (blend and ranker settings do not change fitted parts); ``None`` if none."""
         key = parts_key(config, train)
@@ -76,14 +76,15 @@ class PartsStore:
         return None
 
 
-def _fit_one(config: FitConfig, catalog: Catalog, train: Events, text_vectors: np.ndarray) -> dict[str, Any]:
-    """Worker: fit the parts and return the recommender's state (run in a spawned process)."""
+def _fit_one(kind: str, config: FitConfig, catalog: Catalog, train: Events, text_vectors: np.ndarray) -> dict[str, Any]:
+    """Worker: fit the parts with a fresh model of class ``kind`` (``"module:Class"``) and
+    return its state (run in a worker process)."""
+    import importlib
     import time
 
-    from coldbrew.pipeline import Recommender
-
+    module, name = kind.split(":")
     started = time.perf_counter()
-    model = Recommender(config)
+    model = getattr(importlib.import_module(module), name)(config)
     model._progress = False
     model._fit_parts(catalog, train, text_vectors)
     state = {k: v for k, v in model.__dict__.items() if k not in ("_encoder", "_cache")}
@@ -91,14 +92,15 @@ def _fit_one(config: FitConfig, catalog: Catalog, train: Events, text_vectors: n
     return state
 
 
-def fit_parts(owner: Recommender, jobs: Sequence[PartsJob], catalog: Catalog, text_vectors: np.ndarray,
+def fit_jobs(owner: FitHost, jobs: Sequence[PartsJob], catalog: Catalog, text_vectors: np.ndarray,
               store: PartsStore) -> None:
     """Fit each distinct job once into ``store``, ``owner.config.compute.workers`` at a time.
 
     Jobs whose parts are already in ``store`` are skipped. Below ``parallel_min_events``
-    events, or with one worker or one job, they are fitted in this process.
+    events, or with one worker or one job, they are fitted in this process
+    (``owner.fitted_on``); otherwise in worker processes, each with a fresh model of
+    ``owner``'s class, whose fitted state is then moved into one here.
     """
-    from coldbrew.pipeline import Recommender
     from coldbrew.timing import stage_of
 
     todo: list[tuple[tuple, PartsJob]] = []
@@ -111,42 +113,63 @@ def fit_parts(owner: Recommender, jobs: Sequence[PartsJob], catalog: Catalog, te
     compute = owner.config.compute
     workers = min(compute.resolved_workers(), len(todo))
     largest = max(len(job.train) for _, job in todo)
+    if workers <= 1 or largest < compute.parallel_min_events:
+        for _, job in todo:
+            owner.fitted_on(job.config, catalog, job.train, text_vectors, name=f"{job.name} parts")
+        return
+    kind = f"{type(owner).__module__}:{type(owner).__qualname__}"
 
     def adopt(key: tuple, job: PartsJob, state: dict[str, Any]) -> None:
-        model = Recommender(job.config, encoder=owner.encoder if owner._encoder is not None else None)
+        model = type(owner)(job.config, encoder=owner.encoder)
         model._cache = owner._cache
         seconds = state.pop("_seconds", None)
         model.__dict__.update(state)
         model._progress = False
-        if seconds is not None:
-            timer = getattr(owner, "_timer", None)
-            if timer is not None:
-                timer.seconds[f"parts in workers/{job.name}"] = round(seconds, 2)
+        timer = getattr(owner, "_timer", None)
+        if seconds is not None and timer is not None:
+            timer.seconds[f"parts in workers/{job.name}"] = round(seconds, 2)
         store.put(key, model)
 
-    if workers <= 1 or largest < compute.parallel_min_events:
-        for key, job in todo:
-            with stage_of(owner, f"{job.name} parts"):
-                model = Recommender(job.config, encoder=owner.encoder)
-                model._cache = owner._cache
-                model._progress = False
-                model._graph_cache = getattr(owner, "_graph_cache", None)
-                model._fit_parts(catalog, job.train, text_vectors)
-            store.put(key, model)
-        return
+    from concurrent.futures import ThreadPoolExecutor
+
     with stage_of(owner, f"parts ({len(todo)} fits, {workers} workers)"):
         # The largest fits first: the last to start is a short one.
         order = sorted(todo, key=lambda kj: -len(kj[1].train))
-        from concurrent.futures import ThreadPoolExecutor
-
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [(key, job, pool.submit(_in_worker, job.config, catalog, job.train, text_vectors))
+            futures = [(key, job, pool.submit(_in_worker, kind, job.config, catalog, job.train, text_vectors))
                        for key, job in order]
             for key, job, future in futures:
                 adopt(key, job, future.result())
 
 
-def _in_worker(config: FitConfig, catalog: Catalog, train: Events, text_vectors: np.ndarray) -> dict[str, Any]:
+def prefit(model: FitHost, catalog: Catalog, events: Events, text_vectors: np.ndarray, store: PartsStore) -> None:
+    """Fit the parts of every hold-out fit tuning and the ranker will make, and of the
+    final fit, up front and in parallel (see the module docstring) into ``store``.
+
+    Skipped with the text adapter on (hold-out fits then reuse the adapter tuning trains)
+    and when the hold-outs' part settings are only known after tuning.
+    """
+    from coldbrew.models.tuning import holdout_jobs, parts_config
+    from coldbrew.ranking.stage import period_jobs
+
+    if model.config.adapter.enabled:
+        return
+    config = parts_config(model.config, events) if model.config.blend.tune else model.config
+    if config is None:
+        return
+    planned: list[tuple[str, FitConfig, Events]] = []
+    if model.config.blend.tune:
+        planned += holdout_jobs(model.config, events)
+    if model.config.ranker.kind != "none":
+        planned += period_jobs(model.config.ranker, model.config.blend.validation_share, config, events)
+    jobs = [PartsJob(*job) for job in planned]
+    if not jobs:
+        return  # nothing to fit on hold-outs: the final fit runs as usual
+    jobs.append(PartsJob("final", config, events))
+    fit_jobs(model, jobs, catalog, text_vectors, store)
+
+
+def _in_worker(kind: str, config: FitConfig, catalog: Catalog, train: Events, text_vectors: np.ndarray) -> dict[str, Any]:
     """:func:`_fit_one` in a fresh Python process (``python -m coldbrew.fitting``).
 
     A plain subprocess, not :mod:`multiprocessing`: a spawned pool re-imports the caller's
@@ -159,7 +182,7 @@ def _in_worker(config: FitConfig, catalog: Catalog, train: Events, text_vectors:
     import subprocess
     import sys
 
-    payload = pickle.dumps((config, catalog, train, text_vectors), protocol=pickle.HIGHEST_PROTOCOL)
+    payload = pickle.dumps((kind, config, catalog, train, text_vectors), protocol=pickle.HIGHEST_PROTOCOL)
     done = subprocess.run([sys.executable, "-m", "coldbrew.fitting"], input=payload, capture_output=True)
     if done.returncode != 0:
         lines = [line for line in done.stderr.decode("utf-8", "replace").splitlines() if line.strip()]
@@ -171,8 +194,8 @@ def _worker_main() -> None:
     import pickle
     import sys
 
-    config, catalog, train, text_vectors = pickle.loads(sys.stdin.buffer.read())
-    state = _fit_one(config, catalog, train, text_vectors)
+    kind, config, catalog, train, text_vectors = pickle.loads(sys.stdin.buffer.read())
+    state = _fit_one(kind, config, catalog, train, text_vectors)
     sys.stdout.buffer.write(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
     sys.stdout.buffer.flush()
 

@@ -80,7 +80,7 @@ def _str_list(obj: dict[str, Any], key: str, where: str) -> tuple[str, ...] | No
     return tuple(str(v) for v in value)
 
 
-def _timestamp(ts: int | float | str) -> int | None:
+def parse_timestamp(ts: int | float | str) -> int | None:
     """Unix seconds from a number (fast path) or an ISO 8601 / numeric string."""
     if isinstance(ts, (int, float)):
         if ts != ts or ts in (float("inf"), float("-inf")):
@@ -123,7 +123,7 @@ def request_from_dict(obj: Any, where: str = "request") -> Request:
         ts = ev["timestamp"]
         if isinstance(ts, bool) or not isinstance(ts, (int, float, str)):
             raise DataError(f"{at}: field 'timestamp': expected unix seconds or ISO 8601")
-        seconds = _timestamp(ts)
+        seconds = parse_timestamp(ts)
         if seconds is None:
             raise DataError(f"{at}: field 'timestamp': expected unix seconds or ISO 8601, got {ts!r}")
         event = ev.get("event", "interaction")

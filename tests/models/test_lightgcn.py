@@ -183,7 +183,7 @@ def test_concat_mode_puts_als_and_lightgcn_side_by_side_and_round_trips(tmp_path
     assert model.item_factors_.shape == (6, 10) and model.item_sources_.shape == (6, 4)
     np.testing.assert_allclose(model.item_factors_[:, :6], model.als_.item_factors_)
     requests = [Request("1", "u1", (HistoryEvent("t1", 1_700_500_000, "purchase"),))]
-    users = model._user_factors(model._batch(requests).strengths)
+    users = model._user_factors(model.batch(requests).strengths)
     assert users.shape == (1, 10)
     save_model(model, tmp_path / "m")
     loaded = load_model(tmp_path / "m")

@@ -13,6 +13,7 @@ from coldbrew.data import catalog_from_frame, events_from_frame
 from coldbrew.errors import ModelFormatError
 from coldbrew.pipeline import Recommender
 from coldbrew.requests import HistoryEvent, Request
+from coldbrew.retrieval.ranked import index_of
 from coldbrew.storage import artifacts, load_model, save_items, save_model
 
 
@@ -188,7 +189,7 @@ def test_added_items_are_appended_to_the_saved_indexes(large, tmp_path):
     assert len(_faiss_inner(model, "cf")) == 10
     reloaded = load_model(tmp_path / "m")
     assert len(_faiss_inner(reloaded, "content")) == 10
-    _, ids = reloaded._index("content").search(reloaded.query_vectors(["matcha green tea"]), 1)
+    _, ids = index_of(reloaded, "content").search(reloaded.query_vectors(["matcha green tea"]), 1)
     assert ids[0, 0] == reloaded.item_map_.index("i")  # retrievable under its new id
     assert "i" in reloaded.recommend([Request("n", "", text="matcha green tea")], k=10)[0].items
 

@@ -13,6 +13,7 @@ import scipy.sparse as sp
 from coldbrew.config import AdapterConfig, BlendConfig, EncoderConfig, FitConfig, GraphConfig
 from coldbrew.data import catalog_from_frame, events_from_frame
 from coldbrew.errors import ConfigError, NotFittedError
+from coldbrew.parts import bridge_inputs
 from coldbrew.pipeline import Recommender
 from coldbrew.requests import HistoryEvent, Request
 from coldbrew.storage.artifacts import load_model, save_model
@@ -279,7 +280,7 @@ def test_adapt_bridge_chooses_the_vectors_the_bridge_reads(adapt_bridge: bool) -
     model.add_items(new)
     new_raw = model.encode(["sparkling wine"])
     new_read = model.adapter_.transform(new_raw) if adapt_bridge else new_raw
-    expected = model.bridge_.predict(model._bridge_inputs(np.array([len(raw)]), new_read))
+    expected = model.bridge_.predict(bridge_inputs(model, np.array([len(raw)]), new_read))
     np.testing.assert_allclose(model.item_factors_[-1], expected[0, :-1], atol=1e-5)
 
 

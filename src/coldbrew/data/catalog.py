@@ -13,7 +13,7 @@ from coldbrew.data._io import location, read_table
 from coldbrew.data.schema import ITEM_ALIASES, resolve_columns
 from coldbrew.errors import DataError
 
-__all__ = ["Catalog", "LoadReport", "load_catalog", "catalog_from_frame"]
+__all__ = ["Catalog", "LoadReport", "load_catalog", "catalog_from_frame", "concat_catalogs"]
 
 
 @dataclass
@@ -188,3 +188,17 @@ def catalog_from_frame(
     )
     report.rows_kept = len(catalog)
     return catalog, report
+
+
+def concat_catalogs(a: Catalog, b: Catalog) -> Catalog:
+    """``a``'s products followed by ``b``'s (IDs are not checked for overlap)."""
+    return Catalog(
+        item_ids=np.concatenate([a.item_ids, b.item_ids]),
+        titles=np.concatenate([a.titles, b.titles]),
+        descriptions=np.concatenate([a.descriptions, b.descriptions]),
+        categories=np.concatenate([a.categories, b.categories]),
+        brands=np.concatenate([a.brands, b.brands]),
+        tags=np.concatenate([a.tags, b.tags]),
+        prices=np.concatenate([a.prices, b.prices]),
+        attributes=pd.concat([a.attributes, b.attributes], ignore_index=True),
+    )

@@ -200,11 +200,11 @@ def recommend_batch(
     Batches of ``batch_size`` requests run on the engine's workers, each of which loads the
     model once. Scores are those written to ``RECS.jsonl`` (6 decimals).
     """
-    from coldbrew.storage.artifacts import _read_manifest
+    from coldbrew.storage.artifacts import read_manifest
 
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
-    _read_manifest(Path(model_dir))  # a missing or foreign directory fails before any worker starts
+    read_manifest(Path(model_dir))  # a missing or foreign directory fails before any worker starts
     column = np.empty(len(requests), dtype=object)
     column[:] = [_request_json(r) for r in requests]
     # Absolute: a worker's working directory is not the driver's.

@@ -38,10 +38,11 @@ from coldbrew.config import FitConfig
 from coldbrew.data.catalog import Catalog
 from coldbrew.data.events import Events
 from coldbrew.data.weighting import recent_span_days
+from coldbrew.scoring import SOURCES, standardise
 from coldbrew.timing import stage_of
 
 if TYPE_CHECKING:
-    from coldbrew.pipeline import Recommender
+    from coldbrew.scoring import FitHost, Scorer
 
 __all__ = ["tune", "TuningResult", "ndcg_dense"]
 
@@ -145,15 +146,13 @@ def _coordinate_ascent(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], a
     return w, best
 
 
-def _rows(inner: Recommender, segment, nearest: bool | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _rows(inner: Scorer, segment, nearest: bool | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Standardised sources (S, n, m), allowed (n, m) and relevant (n, m) of a segment's users
     with at least one relevant item. ``nearest``: score shelves of new products with
     ``blend.new_item_nearest`` set so (``None``: as ``inner`` is configured)."""
-    from coldbrew.pipeline import SOURCES, _standardise
-
-    batch = inner._batch(segment.requests)
-    sources = inner._sources(batch, nearest)
-    z = np.stack([_standardise(sources[s], batch.allowed) for s in SOURCES])
+    batch = inner.batch(segment.requests)
+    sources = inner.sources(batch, nearest)
+    z = np.stack([standardise(sources[s], batch.allowed) for s in SOURCES])
     relevant = np.zeros(batch.allowed.shape, dtype=bool)
     for r, items in enumerate(segment.relevant):
         idx = inner.item_map_.lookup(sorted(items))
@@ -162,7 +161,7 @@ def _rows(inner: Recommender, segment, nearest: bool | None = None) -> tuple[np.
     return z[:, keep], batch.allowed[keep], relevant[keep]
 
 
-def _cold_item_rows(model: Recommender, config: FitConfig, catalog: Catalog, train: Events,
+def _cold_item_rows(model: FitHost, config: FitConfig, catalog: Catalog, train: Events,
                     text_vectors: np.ndarray, adapter) -> tuple[tuple, tuple | None] | None:
     """Rows of a random item cold start inside ``train``: hide every event of a random share of
     its items, fit once, and rank only those items for users with other events. Returns the
@@ -178,7 +177,7 @@ def _cold_item_rows(model: Recommender, config: FitConfig, catalog: Catalog, tra
     segment = cold_item_segment(split, split.cold_items, max_users=_MAX_USERS, seed=0)
     if len(segment.requests) < _MIN_SEGMENT or len(split.train) == 0:
         return None
-    inner = _fitted(model, config, catalog, split.train, text_vectors, adapter, "cold-item parts")
+    inner = model.fitted_on(config, catalog, split.train, text_vectors, adapter=adapter, name="cold-item parts")
     listed = _rows(inner, segment, nearest=False)
     return listed, (_rows(inner, segment, nearest=True) if config.blend.new_item_nearest else None)
 
@@ -218,54 +217,29 @@ def _holdout_split(base: FitConfig, events: Events):
     return temporal_split(events, quantile=1.0 - base.blend.validation_share)
 
 
-def holdout_jobs(base: FitConfig, events: Events) -> list:
-    """The parts :func:`tune` fits (:class:`~coldbrew.fitting.PartsJob`): each candidate on the
-    hold-out's train events, and the random cold-item fit; fitted up front by ``fit``."""
+def holdout_jobs(base: FitConfig, events: Events) -> list[tuple[str, FitConfig, Events]]:
+    """The parts :func:`tune` fits, as ``(name, config, train events)``: each candidate on the
+    hold-out's train events, and the random cold-item fit (``fit`` fits them up front)."""
     from coldbrew.evaluation.splits import cold_item_split
-    from coldbrew.fitting import PartsJob
 
     if len(events) < 200:
         return []
     split = _holdout_split(base, events)
     if len(split.train) == 0 or len(split.test) == 0:
         return []
-    jobs = [PartsJob("tuning hold-out", config, split.train) for *_, config in _candidate_configs(base, events)]
+    jobs = [("tuning hold-out", config, split.train) for *_, config in _candidate_configs(base, events)]
     if base.blend.tune_new_items and len(jobs) == 1:
         seen = np.unique(split.train.item_ids.astype(str))
         if len(seen) >= 20:
             cold = cold_item_split(split.train, seen, share=_COLD_SHARE, seed=0)
             if len(cold.train):
-                jobs.append(PartsJob("cold-item hold-out", jobs[0].config, cold.train))
+                jobs.append(("cold-item hold-out", jobs[0][1], cold.train))
     return jobs
 
 
-def _fitted(model: Recommender, config: FitConfig, catalog: Catalog, train: Events, text_vectors: np.ndarray,
-            adapter, name: str) -> Recommender:
-    """Parts on ``train`` with ``config``: from the fit's store when fitted up front, else fitted now."""
-    from coldbrew.pipeline import Recommender
-
-    store = getattr(model, "_parts_store", None)
-    inner = store.get(config, train) if store is not None and adapter is None else None
-    if inner is not None:
-        return inner
-    inner = Recommender(config, encoder=model.encoder)
-    inner._cache = model._cache
-    inner._progress = False
-    inner._adapter_progress = model._progress
-    inner._graph_cache = getattr(model, "_graph_cache", None)  # LightGCN: same graph for every candidate
-    with stage_of(model, name):
-        inner._fit_parts(catalog, train, text_vectors, adapter=adapter)
-    if store is not None and getattr(inner, "adapter_", None) is None:
-        from coldbrew.fitting import parts_key
-
-        store.put(parts_key(config, train), inner)  # the ranker's last period is this hold-out
-    return inner
-
-
-def tune(model: Recommender, catalog: Catalog, events: Events, text_vectors: np.ndarray) -> TuningResult | None:
+def tune(model: FitHost, catalog: Catalog, events: Events, text_vectors: np.ndarray) -> TuningResult | None:
     """Choose CF settings and blend weights on a temporal hold-out; ``None`` if too little data."""
     from coldbrew.evaluation.protocol import temporal_segments
-    from coldbrew.pipeline import SOURCES
 
     base = model.config
     if len(events) < 200:
@@ -281,7 +255,7 @@ def tune(model: Recommender, catalog: Catalog, events: Events, text_vectors: np.
     adapter = None  # the text adapter (if enabled) is trained once, on the hold-out's train part
     for alpha, half_life_share, trend, config in _candidate_configs(base, events):
         half_life = config.weighting.half_life_days
-        inner = _fitted(model, config, catalog, split.train, text_vectors, adapter, "hold-out parts")
+        inner = model.fitted_on(config, catalog, split.train, text_vectors, adapter=adapter, name="hold-out parts")
         adapter = getattr(inner, "adapter_", None)
         updates: dict[str, float] = {}
         label = (f"alpha={alpha:g}, half_life_days={half_life:g} (newest {half_life_share:.0%} of events),"

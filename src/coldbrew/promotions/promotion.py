@@ -79,11 +79,11 @@ class Promotion:
 def _time(value: Any, field: str, where: str) -> int | None:
     if value is None:
         return None
-    from coldbrew.requests import _timestamp
+    from coldbrew.requests import parse_timestamp
 
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise DataError(f"{where}: field '{field}': expected unix seconds or ISO 8601")
-    seconds = _timestamp(value)
+    seconds = parse_timestamp(value)
     if seconds is None:
         raise DataError(f"{where}: field '{field}': expected unix seconds or ISO 8601, got {value!r}")
     return seconds

@@ -58,10 +58,11 @@ from coldbrew.ranking.features import (
     typical_price,
 )
 from coldbrew.requests import Request
+from coldbrew.scoring import SOURCES, top_k
 from coldbrew.timing import stage_of
 
 if TYPE_CHECKING:
-    from coldbrew.pipeline import Recommender
+    from coldbrew.scoring import FitHost, Scorer
 
 __all__ = ["RerankStage", "train_stage", "make_ranker", "purchase_pairs"]
 
@@ -130,7 +131,7 @@ class RerankStage:
         self._items: ItemTable | None = None
 
     @staticmethod
-    def _positive(model: Recommender, events: Events) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _positive(model: Scorer, events: Events) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Dense user codes, ``model`` item indices and timestamps of the positive events on
         ``model``'s items."""
         from coldbrew.evaluation.protocol import is_positive
@@ -144,7 +145,7 @@ class RerankStage:
         return users.astype(np.int64), items[known].astype(np.int64), pos.timestamps[known]
 
     @staticmethod
-    def count_items(model: Recommender, events: Events) -> np.ndarray:
+    def count_items(model: Scorer, events: Events) -> np.ndarray:
         """Distinct users with a positive event per item of ``model``, float32 (n_items,)."""
         users, items, _ = RerankStage._positive(model, events)
         n_items = len(model.item_map_)
@@ -152,7 +153,7 @@ class RerankStage:
         return np.bincount(pairs % n_items, minlength=n_items).astype(np.float32)
 
     @staticmethod
-    def habits_of(model: Recommender, events: Events) -> np.ndarray:
+    def habits_of(model: Scorer, events: Events) -> np.ndarray:
         """:func:`~coldbrew.ranking.features.item_habits` of ``events`` over ``model``'s items."""
         users, items, timestamps = RerankStage._positive(model, events)
         return item_habits(users, items, timestamps, len(model.item_map_))
@@ -162,7 +163,7 @@ class RerankStage:
         return feature_names(self.code_basis.shape[1])
 
     # ------------------------------------------------------------------ features
-    def item_table(self, model: Recommender) -> ItemTable:
+    def item_table(self, model: Scorer) -> ItemTable:
         """Per-item feature inputs for ``model``'s current catalog (cached until it grows)."""
         key = (id(model), len(model.item_map_))
         if self._items is None or self._items_key != key:
@@ -184,8 +185,8 @@ class RerankStage:
             self._items_key = key
         return self._items
 
-    def user_table(self, model: Recommender, requests: Sequence[Request], batch) -> UserTable:
-        """Per-request feature inputs of one batch (see ``Recommender._batch``)."""
+    def user_table(self, model: Scorer, requests: Sequence[Request], batch) -> UserTable:
+        """Per-request feature inputs of one batch (see :meth:`coldbrew.scoring.Scorer.batch`)."""
         items = self.item_table(model)
         last = batch.last_seen
         now = np.maximum(model.now_, last)
@@ -197,10 +198,9 @@ class RerankStage:
             has_text=batch.has_text,
         )
 
-    def features(self, model: Recommender, requests: Sequence[Request], batch, sources: dict[str, np.ndarray],
+    def features(self, model: Scorer, requests: Sequence[Request], batch, sources: dict[str, np.ndarray],
                  total: np.ndarray, rows: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Features float32 (n_pairs, F) of the pairs ``(rows, items)`` of one dense batch."""
-        from coldbrew.pipeline import SOURCES
 
         z = np.empty((len(rows), len(SOURCES)), dtype=np.float32)
         for s, name in enumerate(SOURCES):
@@ -213,7 +213,7 @@ class RerankStage:
                              self.user_table(model, requests, batch), self.item_table(model))
 
     # ------------------------------------------------------------------ ranking
-    def rerank(self, model: Recommender, requests: Sequence[Request], batch, sources: dict[str, np.ndarray],
+    def rerank(self, model: Scorer, requests: Sequence[Request], batch, sources: dict[str, np.ndarray],
                total: np.ndarray, k: int) -> np.ndarray:
         """Scores (n, n_items): ranker scores on each row's top candidates, -inf elsewhere."""
         rows, items = candidate_pairs(total, max(self.config.candidates, k))
@@ -239,7 +239,7 @@ class RerankStage:
     def _active(self, kind: str) -> bool:
         return kind in self.rankers and bool(self.gates.get(kind, False))
 
-    def rerank_pool(self, model: Recommender, users: UserTable, r: int, pool: np.ndarray, total: np.ndarray,
+    def rerank_pool(self, model: Scorer, users: UserTable, r: int, pool: np.ndarray, total: np.ndarray,
                     source_z: np.ndarray, text_vector: np.ndarray, k: int) -> np.ndarray:
         """Retrieval path: one request's pooled items (m,) -> scores (m,), -inf outside its top candidates.
 
@@ -307,11 +307,10 @@ class RerankStage:
 
 def candidate_pairs(total: np.ndarray, c: int) -> tuple[np.ndarray, np.ndarray]:
     """The top ``c`` finite-scored items per row as pairs ``(rows, items)`` int64, row-major."""
-    from coldbrew.pipeline import _top_k
 
     if total.shape[1] == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    top = _top_k(total, c)
+    top = top_k(total, c)
     finite = np.isfinite(np.take_along_axis(total, top, axis=1))
     rows = np.repeat(np.arange(len(total)), top.shape[1]).reshape(top.shape)
     return rows[finite].astype(np.int64), top[finite].astype(np.int64)
@@ -375,15 +374,15 @@ def request_kinds(features: np.ndarray, groups: np.ndarray, max_reveal: int) -> 
     return kinds
 
 
-def _groups_for(inner: Recommender, stage: RerankStage, requests: list[Request], relevant: list[set[str]],
+def _groups_for(inner: Scorer, stage: RerankStage, requests: list[Request], relevant: list[set[str]],
                 strong: set[tuple[str, str]], classes: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
     """Features, labels and sizes of the groups of one segment's requests."""
     feats, labels, sizes = [], [], []
     for start in range(0, len(requests), _CHUNK):
         chunk = requests[start : start + _CHUNK]
-        batch = inner._batch(chunk)
-        sources = inner._sources(batch)
-        total = inner._blend(sources, batch)
+        batch = inner.batch(chunk)
+        sources = inner.sources(batch)
+        total = inner.blend(sources, batch)
         rows, items = candidate_pairs(total, stage.config.candidates)
         if not len(rows):
             continue
@@ -403,7 +402,7 @@ def _groups_for(inner: Recommender, stage: RerankStage, requests: list[Request],
     return feats, labels, sizes
 
 
-def _period_groups(model: Recommender, catalog: Catalog, split, stage_config: RankerConfig,
+def _period_groups(model: FitHost, catalog: Catalog, split, stage_config: RankerConfig,
                    text_vectors: np.ndarray, seed: int, stage: RerankStage | None):
     """Ranking groups of one hold-out period: parts fitted on ``split.train``, labels from ``split.test``.
 
@@ -411,7 +410,6 @@ def _period_groups(model: Recommender, catalog: Catalog, split, stage_config: Ra
     stage (its text codes and category classes), later periods reuse it.
     """
     from coldbrew.evaluation.protocol import temporal_segments
-    from coldbrew.pipeline import Recommender
 
     cfg = stage_config
     segments = temporal_segments(split, catalog, reveal=1, max_users=cfg.max_users, seed=seed)
@@ -420,16 +418,10 @@ def _period_groups(model: Recommender, catalog: Catalog, split, stage_config: Ra
         more = temporal_segments(split, catalog, reveal=cfg.max_reveal, max_users=cfg.max_users, seed=seed + 1)
         groups_of.append(more["new_users"])
     config = replace(model.config, blend=replace(model.config.blend, tune=False), ranker=replace(cfg, kind="none"))
-    store = getattr(model, "_parts_store", None)  # parts fitted up front (tuning's hold-out is the last period)
-    adapter = getattr(model, "_tuned_adapter", None)
-    inner = store.get(config, split.train) if store is not None and adapter is None else None
-    if inner is None:
-        inner = Recommender(config, encoder=model.encoder)
-        inner._cache = model._cache
-        inner._progress = False
-        inner._graph_cache = getattr(model, "_graph_cache", None)  # LightGCN reused when the graph is the same
-        # The adapter tuning trained (on events before the validation period) is reused, not retrained.
-        inner._fit_parts(catalog, split.train, text_vectors, adapter=getattr(model, "_tuned_adapter", None))
+    # The adapter tuning trained (on events before the validation period) is reused, not retrained;
+    # parts fitted up front are taken as they are (tuning's hold-out is the last period).
+    inner = model.fitted_on(config, catalog, split.train, text_vectors,
+                            adapter=getattr(model, "tuned_adapter", None), name="parts")
     if stage is None:
         mean, basis = _code_basis(inner.text_vectors_, cfg.text_codes, cfg.random_state)
         _, names = primary_categories(inner.catalog_.categories, cfg.categories)
@@ -473,19 +465,17 @@ def _period_splits(cfg: RankerConfig, share: float, events: Events) -> list:
     return splits
 
 
-def period_jobs(cfg: RankerConfig, share: float, parts_config, events: Events) -> list:
-    """The parts :func:`train_stage` fits (:class:`~coldbrew.fitting.PartsJob`): one per
+def period_jobs(cfg: RankerConfig, share: float, parts_config, events: Events) -> list[tuple[str, Any, Events]]:
+    """The parts :func:`train_stage` fits, as ``(name, config, train events)``: one per
     hold-out period, on the events before it, with ``parts_config``'s part settings."""
-    from coldbrew.fitting import PartsJob
-
     if len(events) < 200 or share * cfg.periods >= 1.0:
         return []
     config = replace(parts_config, blend=replace(parts_config.blend, tune=False), ranker=replace(cfg, kind="none"))
-    return [PartsJob(f"period {i + 1}", config, s.train) for i, s in enumerate(_period_splits(cfg, share, events))
+    return [(f"period {i + 1}", config, s.train) for i, s in enumerate(_period_splits(cfg, share, events))
             if len(s.train) and len(s.test)]
 
 
-def train_stage(model: Recommender, catalog: Catalog, events: Events,
+def train_stage(model: FitHost, catalog: Catalog, events: Events,
                 text_vectors: np.ndarray) -> tuple[RerankStage | None, dict[str, Any], dict[str, list[float]]]:
     """Train the configured ranker on ``ranker.periods`` successive hold-out periods of the fit events.
 
@@ -547,7 +537,7 @@ def train_stage(model: Recommender, catalog: Catalog, events: Events,
                                         f" {_MIN_GATE_GROUPS} validation requests with a hit)")
             continue
         part_train, part_val = train.subset(a), val.subset(b)
-        ranker = make_ranker(cfg, n_categories=len(stage.category_names), progress=model._progress)
+        ranker = make_ranker(cfg, n_categories=len(stage.category_names), progress=model.progress)
         with stage_of(model, f"train {kind}"):
             ranker.fit(part_train.features, part_train.labels, part_train.groups, validation=part_val)
         before = grouped_ndcg(part_val.features[:, 0], part_val.labels[:, 0], part_val.groups)
@@ -558,7 +548,7 @@ def train_stage(model: Recommender, catalog: Catalog, events: Events,
         if cfg.refit and used:
             with stage_of(model, f"refit {kind}"):
                 stage.rankers[kind] = _refitted(cfg, ranker, part_train.join(part_val), len(stage.category_names),
-                                                model._progress)
+                                                model.progress)
             per_kind[kind]["refit_rounds"] = int(ranker.rounds_)
         stage.gates[kind] = used
         for name, values in ranker.curves_.items():

@@ -52,7 +52,7 @@ def reuse_embedding_cache(model, directory: str | Path) -> bool:
     from coldbrew.errors import ColdbrewError
     from coldbrew.text import EmbeddingCache
 
-    path = Path(directory) / _CACHE
+    path = Path(directory) / EMBEDDING_CACHE_FILE
     if not path.is_file():
         return False
     try:
@@ -63,7 +63,7 @@ def reuse_embedding_cache(model, directory: str | Path) -> bool:
 
 FORMAT_VERSION = 1
 _MANIFEST = "manifest.json"
-_CACHE = "embedding_cache.npz"  # (encoder, text hash) -> vector: refits re-encode only new texts
+EMBEDDING_CACHE_FILE = "embedding_cache.npz"  # (encoder, text hash) -> vector: refits re-encode only new texts
 _CURVES = "training_curves.json"  # {component: {"epoch": [...], "loss": [...], ...}}
 
 
@@ -136,7 +136,7 @@ def save_model(model, directory: str | Path) -> Path:
     )
     _save_parquet(d / "users.parquet", pd.DataFrame({"user_id": model.user_map_.ids()}))
     if model._cache is not None and len(model._cache):
-        model._cache.save(d / _CACHE)
+        model._cache.save(d / EMBEDDING_CACHE_FILE)
     manifest = {
         "format": "coldbrew-model",
         "format_version": FORMAT_VERSION,
@@ -207,7 +207,7 @@ def _load_ranker(config: FitConfig, d: Path):
 def load_training_curves(directory: str | Path) -> dict[str, dict[str, list[float]]]:
     """The per-epoch training curves saved with a model (``{}`` when it trained none)."""
     d = Path(directory)
-    _read_manifest(d)
+    read_manifest(d)
     path = d / _CURVES
     if not path.is_file():
         return {}
@@ -230,7 +230,7 @@ def save_items(model, directory: str | Path, manifest: dict[str, Any] | None = N
     """Write the growing per-item files as a new generation, then switch the manifest."""
     d = Path(directory)
     if manifest is None:
-        manifest = _read_manifest(d)
+        manifest = read_manifest(d)
     old = int(manifest.get("generation", 0)) if (d / _MANIFEST).exists() else None
     gen = 0 if old is None else old + 1
     frame = model.catalog_.to_frame()
@@ -248,7 +248,7 @@ def save_items(model, directory: str | Path, manifest: dict[str, Any] | None = N
         **_retrieval_arrays(model),
     )
     if model._cache is not None and len(model._cache):
-        model._cache.save(d / _CACHE)
+        model._cache.save(d / EMBEDDING_CACHE_FILE)
     indexes = _save_indexes(model, d, gen)
     manifest = dict(manifest, generation=gen, items=len(model.item_map_), indexes=indexes,
                     updated_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
@@ -337,7 +337,7 @@ def _load_indexes(model, manifest: dict[str, Any], d: Path) -> dict[str, Any]:
     return out
 
 
-def _read_manifest(d: Path) -> dict[str, Any]:
+def read_manifest(d: Path) -> dict[str, Any]:
     if not d.exists():
         raise ModelFormatError(f"model directory {d} does not exist (create one with `coldbrew fit`)")
     path = d / _MANIFEST
@@ -362,7 +362,7 @@ def load_model(directory: str | Path, encoder=None):
     from coldbrew.pipeline import Recommender
 
     d = Path(directory)
-    manifest = _read_manifest(d)
+    manifest = read_manifest(d)
     written = manifest.get("versions", {}).get("coldbrew", "unknown")
     if manifest.get("format_version") != FORMAT_VERSION or _minor(written) != _minor(__version__):
         raise ModelFormatError(

@@ -62,7 +62,7 @@ class TextEncoder(Protocol):
         ...
 
 
-def _check_texts(texts: Sequence[str]) -> list[str]:
+def check_texts(texts: Sequence[str]) -> list[str]:
     """Return ``texts`` as a list, rejecting a bare string and non-string items."""
     if isinstance(texts, (str, bytes)):
         raise TypeError(
@@ -75,7 +75,7 @@ def _check_texts(texts: Sequence[str]) -> list[str]:
     return out
 
 
-def _resolve_threads(threads: int | None, batch_size: int) -> int:
+def resolve_threads(threads: int | None, batch_size: int) -> int:
     """Check an encoder's ``threads`` and ``batch_size``; ``threads`` with ``None`` resolved."""
     if threads is not None and threads < 1:
         raise ConfigError(f"encoder.threads: expected an integer >= 1 or None, got {threads!r}")
@@ -84,7 +84,7 @@ def _resolve_threads(threads: int | None, batch_size: int) -> int:
     return threads if threads is not None else default_threads()
 
 
-def _normalise_rows(matrix: np.ndarray) -> np.ndarray:
+def normalise_rows(matrix: np.ndarray) -> np.ndarray:
     """L2-normalise the rows of a float32 matrix in place; all-zero rows stay zero."""
     norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))
     nonzero = norms > 0
@@ -124,7 +124,7 @@ class UniversalSentenceEncoder:
         lowercase: bool = True,
         progress: bool | None = None,
     ) -> None:
-        resolved = _resolve_threads(threads, batch_size)
+        resolved = resolve_threads(threads, batch_size)
         try:
             version = metadata.version(_USE_DISTRIBUTION)
         except metadata.PackageNotFoundError:
@@ -162,7 +162,7 @@ class UniversalSentenceEncoder:
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Encode ``n`` texts to a float32 ``(n, 512)`` matrix (see :class:`TextEncoder`)."""
-        items = _check_texts(texts)
+        items = check_texts(texts)
         out = np.zeros((len(items), self.dim), dtype=np.float32)
         if self.lowercase:
             items = [text.lower() for text in items]
@@ -197,7 +197,7 @@ class UniversalSentenceEncoder:
                 if bar is not None:
                     bar.close()
         # the package normalises already; redo it so that norms are 1 to float32 precision
-        return _normalise_rows(out)
+        return normalise_rows(out)
 
 
 _FEW_TEXTS = 16  # encode calls with at most this many texts use one BLAS thread
@@ -259,7 +259,7 @@ class HashingEncoder:
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Encode ``n`` texts to a float32 ``(n, dim)`` matrix (see :class:`TextEncoder`)."""
-        items = _check_texts(texts)
+        items = check_texts(texts)
         out = np.zeros((len(items), self.dim), dtype=np.float32)
         for row, text in enumerate(items):
             hashes = np.fromiter(
@@ -269,7 +269,7 @@ class HashingEncoder:
                 continue
             signs = np.where(hashes & _SIGN_BIT, 1.0, -1.0)
             out[row] = np.bincount(hashes % self.dim, weights=signs, minlength=self.dim)
-        return _normalise_rows(out)
+        return normalise_rows(out)
 
 
 def make_encoder(config: EncoderConfig, progress: bool | None = None) -> TextEncoder:

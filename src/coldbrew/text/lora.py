@@ -50,7 +50,7 @@ from coldbrew.data.catalog import Catalog
 from coldbrew.data.events import Events
 from coldbrew.errors import ModelFormatError
 from coldbrew.text.adapter import NextItemPairs, next_item_metrics, next_item_pairs
-from coldbrew.text.encoder import _check_texts, _normalise_rows, _resolve_threads
+from coldbrew.text.encoder import check_texts, normalise_rows, resolve_threads
 
 __all__ = ["MiniLMEncoder", "LoraResult", "fit_lora", "train_lora"]
 
@@ -100,7 +100,7 @@ class MiniLMEncoder:
         lora_path: str | Path | None = None,
         progress: bool | None = None,
     ) -> None:
-        resolved = _resolve_threads(threads, batch_size)
+        resolved = resolve_threads(threads, batch_size)
         try:
             version = metadata.version(_DISTRIBUTION)
         except metadata.PackageNotFoundError:
@@ -178,7 +178,7 @@ class MiniLMEncoder:
     def encode_with(self, model: Any, tokenizer: Any, texts: Sequence[str], progress: bool | None = None) -> np.ndarray:
         """Encode with a given model (the base, the merged one, or one in training)."""
         torch = _import_torch()
-        items = _check_texts(texts)
+        items = check_texts(texts)
         out = np.zeros((len(items), self.dim), dtype=np.float32)
         todo = [i for i, text in enumerate(items) if text.strip()]
         if not todo:
@@ -205,11 +205,11 @@ class MiniLMEncoder:
             model.train(was_training)
             if bar is not None:
                 bar.close()
-        return _normalise_rows(out)
+        return normalise_rows(out)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Encode ``n`` texts to a float32 ``(n, 384)`` matrix (see ``TextEncoder``)."""
-        items = _check_texts(texts)
+        items = check_texts(texts)
         with self._lock:
             tokenizer, model = self._get_model()
             return self.encode_with(model, tokenizer, items)
@@ -306,7 +306,7 @@ def train_lora(
     except ImportError:
         raise ImportError(_missing_message("the package 'peft'")) from None
 
-    texts = _check_texts(texts)
+    texts = check_texts(texts)
     started = time.perf_counter()
     tokenizer, base = encoder.load_base()
     base.eval()
