@@ -10,6 +10,7 @@ the server, and a new version is recorded before it is served.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -179,7 +180,6 @@ def test_a_version_is_recorded_before_it_is_served(make_client, monkeypatch) -> 
 def test_pruning_cut_off_leaves_no_half_deleted_version(tmp_path: Path, monkeypatch) -> None:
     """The 20-kill benchmark found a version directory without its manifest: the server was
     killed while pruning old versions (``rmtree`` half done, the registry still "ready")."""
-    import shutil
 
     from coldbrew.service import retrain
 
@@ -192,19 +192,8 @@ def test_pruning_cut_off_leaves_no_half_deleted_version(tmp_path: Path, monkeypa
         (registry.directory(f"v{n}") / "manifest.json").write_text("{}", encoding="utf-8")
         (registry.directory(f"v{n}") / "model.npz").write_bytes(b"x")
         registry.record({"version": f"v{n}", "status": "ready"}, activate=True)
-    real_rmtree = shutil.rmtree
-
-    def killed_midway(path, ignore_errors=False, **kwargs):  # deletes the manifest, then "dies"
-        path = Path(path)
-        if not path.exists():
-            return
-        (path / "manifest.json").unlink()
-        raise KeyboardInterrupt("killed")
-
-    monkeypatch.setattr(shutil, "rmtree", killed_midway)
-    with pytest.raises(KeyboardInterrupt):
+    with _rmtree_killed_midway(monkeypatch):
         registry.prune(keep=1)
-    monkeypatch.setattr(shutil, "rmtree", real_rmtree)
 
     def consistent() -> None:
         for entry in registry.read()["versions"]:
@@ -225,7 +214,6 @@ def test_pruning_cut_off_leaves_no_half_deleted_version(tmp_path: Path, monkeypa
 def test_a_retrain_killed_while_replacing_an_unrecorded_version_leaves_no_half_directory(tmp_path, monkeypatch):
     """A version directory written but never recorded (killed after the rename) is replaced by
     the next retrain; a kill during that delete must not leave ``vN`` without its manifest."""
-    import shutil
 
     from coldbrew.service import retrain
 
@@ -237,19 +225,8 @@ def test_a_retrain_killed_while_replacing_an_unrecorded_version_leaves_no_half_d
     staging = versions / f".v3.partial-{os.getpid()}"
     staging.mkdir()
     (staging / "manifest.json").write_text('{"new": true}', encoding="utf-8")
-    real_rmtree = shutil.rmtree
-
-    def killed_midway(path, ignore_errors=False, **kwargs):  # deletes the manifest, then "dies"
-        path = Path(path)
-        if not path.exists():
-            return
-        (path / "manifest.json").unlink()
-        raise KeyboardInterrupt("killed")
-
-    monkeypatch.setattr(shutil, "rmtree", killed_midway)
-    with pytest.raises(KeyboardInterrupt):
+    with _rmtree_killed_midway(monkeypatch):
         retrain.install_version(staging, versions / "v3")
-    monkeypatch.setattr(shutil, "rmtree", real_rmtree)
     assert not (versions / "v3").exists()  # renamed away before the delete began
     leftovers = [p for p in versions.iterdir() if p.name.startswith(".")]
     assert leftovers and all(retrain._STAGING in p.name for p in leftovers)
@@ -264,3 +241,24 @@ def test_a_retrain_killed_while_replacing_an_unrecorded_version_leaves_no_half_d
     retrain.install_version(staging, versions / "v3")
     assert json.loads((versions / "v3" / "manifest.json").read_text(encoding="utf-8")) == {"new": True}
     assert sorted(p.name for p in versions.iterdir()) == ["v3"]
+
+
+@contextlib.contextmanager
+def _rmtree_killed_midway(monkeypatch):
+    """``shutil.rmtree`` that deletes a directory's manifest and then "dies" (KeyboardInterrupt),
+    as a SIGKILL in the middle of a delete would leave it; the block must die of it."""
+    import shutil
+
+    real_rmtree = shutil.rmtree
+
+    def killed_midway(path, ignore_errors=False, **kwargs):
+        path = Path(path)
+        if not path.exists():
+            return
+        (path / "manifest.json").unlink()
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(shutil, "rmtree", killed_midway)
+    with pytest.raises(KeyboardInterrupt):
+        yield
+    monkeypatch.setattr(shutil, "rmtree", real_rmtree)

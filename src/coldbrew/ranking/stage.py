@@ -29,6 +29,10 @@ user interacted with the item at two or more distinct times in the hold-out.
 
 At recommend time (:meth:`RerankStage.rerank`): blend -> top ``candidates`` (at least k) ->
 features -> ranker score -> top-k. Items outside the candidates are not returned.
+
+Size (about 570 lines): the stage at serving time (features, re-ranking a pool, state) and
+its training (periods, groups, gates, refit) share the feature layout and the request
+kinds; they are kept in one module so that the two cannot drift apart.
 """
 
 from __future__ import annotations
