@@ -42,7 +42,7 @@ def fit_parts(model, catalog: Catalog, events: Events, text_vectors: np.ndarray,
     candidates and for the final fit).
     """
     cfg = model.config
-    model._indexes: dict[str, object] = {}
+    model._indexes = {}
     model._stats = {}  # a refit starts its derived statistics afresh (see _refresh)
     model._neighbors = None
     model.item_map_ = IdMap(catalog.item_ids, kind="item")
@@ -142,7 +142,7 @@ def bridge_inputs(model, positions: np.ndarray, vectors: np.ndarray | None = Non
 
 def fill_cold_items(model, positions: np.ndarray, vectors: np.ndarray | None = None,
                      appended_from: int | None = None) -> None:
-    """Give items without interactions bridged CF factors and popularity (``vectors``: see ``_bridge_inputs``).
+    """Give items without interactions bridged CF factors and popularity (``vectors``: see :func:`bridge_inputs`).
 
     ``appended_from``: set by ``add_items`` when only items from this row on are new and
     nothing before it changed (cached catalog statistics are then extended, not redone).
