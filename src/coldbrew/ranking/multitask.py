@@ -250,12 +250,12 @@ class MultiTaskRanker:
         if not hasattr(self, "params_"):
             raise NotFittedError("the multi-task ranker is not fitted: call fit() first")
 
-    def _inputs(self, features: np.ndarray) -> np.ndarray:
+    def _inputs(self, features: np.ndarray, dtype=np.float64) -> np.ndarray:
         self._check()
-        x = np.asarray(features, dtype=np.float64)
+        x = np.asarray(features, dtype=dtype)
         if x.ndim != 2 or x.shape[1] != len(self.mean_):
             raise ValueError(f"features: expected shape (n_pairs, {len(self.mean_)}), got {x.shape}")
-        return (x - self.mean_) / self.scale_
+        return (x - self.mean_.astype(dtype)) / self.scale_.astype(dtype)
 
     def score(self, features: np.ndarray) -> np.ndarray:
         """Rank scores float32 (n_pairs,): click logit + ``purchase_blend`` x purchase logit.
@@ -264,7 +264,7 @@ class MultiTaskRanker:
         float64 at serving time), from float32 copies of the weights, so a fitted and a
         saved-and-loaded ranker score alike.
         """
-        x = self._inputs(features).astype(np.float32)
+        x = self._inputs(features, np.float32)
         params = {n: v.astype(np.float32) for n, v in self.params_.items()}  # small: copied per call
         out = self._forward(params, x, category=False)
         score = out["click"]
