@@ -58,3 +58,20 @@ def test_model_lock_excludes_writers_from_readers() -> None:
     w = log.index("w+")
     assert log[w + 1] == "w-"  # nothing interleaves with the writer
     assert log.count("r+") == 3 and log.count("r-") == 3
+
+
+def test_an_answer_scored_before_a_delete_does_not_show_the_deleted_item(demo_model_dir) -> None:
+    """The race of a batch prepared before a DELETE: the answer is built after it, without the item."""
+    from coldbrew.requests import HistoryEvent, Request
+    from coldbrew.storage import load_model
+
+    model = load_model(demo_model_dir)
+    state = ServiceState(settings=ServiceSettings(model_dir=demo_model_dir), store=None, model=model, model_version="v0")
+    history = (HistoryEvent("tea-001", 1_740_000_000, "purchase"),)
+    rec = model.recommend([Request("r", "u", history=history)], 6)[0]  # scored before the writes
+    gone, out_of_stock = rec.items[0], rec.items[2]
+    state.apply_items(model, [ItemRecord(gone, {}, deleted=True),
+                              ItemRecord(out_of_stock, {"title": "x"}, in_stock=False)])
+    shown = [item["item_id"] for item in state.item_outs(model, rec)]
+    assert shown == [i for i in rec.items if i not in (gone, out_of_stock)]
+    assert len(shown) == 4

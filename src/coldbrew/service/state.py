@@ -179,15 +179,23 @@ class ServiceState:
 
     # ------------------------------------------------------------------ responses
     def item_outs(self, model: Any, recommendation: Any) -> list[dict[str, Any]]:
-        """``ItemOut`` dicts (item_id, title, category, price, score, reason) of a result."""
+        """``ItemOut`` dicts (item_id, title, category, price, score, reason) of a result.
+
+        Items deleted or out of stock by now are left out: a batch prepared before a DELETE
+        (or an out-of-stock PATCH) was answered may still hold them, and once that write is
+        acknowledged the product must not be shown (the answer is then one item shorter).
+        """
         if not recommendation.items:
             return []
         c = model.catalog_
         positions = model.item_map_.lookup(recommendation.items)
+        deleted, in_stock = self.deleted, self.in_stock
         out = []
         for item_id, pos, score, reason in zip(
             recommendation.items, positions, recommendation.scores, recommendation.reasons
         ):
+            if item_id in deleted or not in_stock.get(item_id, True):
+                continue
             price = float(c.prices[pos])
             out.append({
                 "item_id": item_id, "title": str(c.titles[pos]), "category": str(c.categories[pos]),
