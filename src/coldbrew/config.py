@@ -1,6 +1,6 @@
 """Typed, frozen configuration; the only reader of config files.
 
-One file on purpose (669 lines): every section's dataclass sits beside the reader that
+One file on purpose (about 700 lines): every section's dataclass sits beside the reader that
 validates it, so a setting, its default and its error message are found in one place.
 
 A config file is TOML (``.toml``) or JSON (``.json``) with optional sections ``[columns]``,

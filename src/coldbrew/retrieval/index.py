@@ -1,7 +1,7 @@
 """Vector indexes: the ``VectorIndex`` protocol, an exact numpy index and faiss adapters.
 
-One file (about 800 lines): the indexes share the validation helpers and the exclusion
-and tie-breaking contract, and each is tested against ``ExactIndex`` here; a split into
+One file (about 800 lines): the three indexes share the validation helpers (one search
+prologue, :func:`_search_inputs`) and the exclusion and tie-breaking contract, and each is tested against ``ExactIndex`` here; a split into
 ``exact.py`` / ``faiss.py`` is the next step if it grows further.
 
 All indexes score by inner product (cosine for the unit-norm vectors that encoders
@@ -153,6 +153,16 @@ def _as_exclusions(
     return out if any(a.size for a in out) else None
 
 
+def _search_inputs(queries, dim: int, k, exclude, n: int):
+    """What every ``search`` starts with: validated ``(queries, k, exclusions)`` and the
+    padded empty result ``(scores, ids)`` it fills."""
+    q = _as_matrix(queries, dim, "queries")
+    k = _check_k(k)
+    excl = _as_exclusions(exclude, len(q), n)
+    scores, ids = _empty_result(len(q), k)
+    return q, k, excl, scores, ids
+
+
 def _empty_result(n_queries: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     return (
         np.full((n_queries, k), -np.inf, dtype=np.float32),
@@ -207,11 +217,8 @@ class ExactIndex:
         self, queries: np.ndarray, k: int, exclude: Sequence[np.ndarray] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """See :meth:`VectorIndex.search`."""
-        q = _as_matrix(queries, self._dim, "queries")
-        k = _check_k(k)
         n = self._size
-        excl = _as_exclusions(exclude, len(q), n)
-        scores, ids = _empty_result(len(q), k)
+        q, k, excl, scores, ids = _search_inputs(queries, self._dim, k, exclude, n)
         if n == 0 or k == 0 or len(q) == 0:
             return scores, ids
         kk = min(k, n)
@@ -313,11 +320,8 @@ class NormOrderedIndex:
         self, queries: np.ndarray, k: int, exclude: Sequence[np.ndarray] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """See :meth:`VectorIndex.search`."""
-        q = _as_matrix(queries, self._dim, "queries")
-        k = _check_k(k)
         n = len(self)
-        excl = _as_exclusions(exclude, len(q), n)
-        scores, ids = _empty_result(len(q), k)
+        q, k, excl, scores, ids = _search_inputs(queries, self._dim, k, exclude, n)
         if n == 0 or k == 0 or len(q) == 0:
             return scores, ids
         # excluded ids are filtered at the end: fetch enough that k others remain
@@ -572,11 +576,8 @@ class FaissIndex:
         self, queries: np.ndarray, k: int, exclude: Sequence[np.ndarray] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """See :meth:`VectorIndex.search`."""
-        q = _as_matrix(queries, self._dim, "queries")
-        k = _check_k(k)
         n = len(self)
-        excl = _as_exclusions(exclude, len(q), n)
-        scores, ids = _empty_result(len(q), k)
+        q, k, excl, scores, ids = _search_inputs(queries, self._dim, k, exclude, n)
         if n == 0 or k == 0 or len(q) == 0:
             return scores, ids
         raw_q = q
