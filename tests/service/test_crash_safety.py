@@ -11,7 +11,6 @@ the server, and a new version is recorded before it is served.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import signal
@@ -25,25 +24,14 @@ import pytest
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 
-_BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "run_crash.py"
-
-
-def load_run_crash():
-    """``benchmarks/run_crash.py`` as a module (it is not part of the package)."""
-    module = sys.modules.get("run_crash")
-    if module is None:
-        spec = importlib.util.spec_from_file_location("run_crash", _BENCH)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["run_crash"] = module
-        spec.loader.exec_module(module)
-    return module
+from tests.service.benchmarks_harness import load_benchmark  # noqa: E402
 
 
 @pytest.mark.parametrize("db", ["sqlite", "postgres"])
 def test_two_kills_per_case_lose_no_acknowledged_write(
     db: str, demo_model_dir: Path, demo_events_csv: Path, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    rc = load_run_crash()
+    rc = load_benchmark("run_crash")
     pg_base = request.getfixturevalue("pg_base_url") if db == "postgres" else None
     # Kept short: paced clients (the fit shares two cores with them), a retrain time given
     # (not measured), no last retrain (the second kill waits for its retrain's version to be

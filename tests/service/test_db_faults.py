@@ -27,24 +27,10 @@ from typing import Any
 import pytest
 
 pytest.importorskip("fastapi")
+
+from tests.service.benchmarks_harness import load_benchmark  # noqa: E402
+
 pytest.importorskip("httpx")
-
-_BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "run_crash.py"
-
-
-def load_run_crash():
-    """``benchmarks/run_crash.py`` as a module (its harness: servers, traffic, checks)."""
-    import importlib.util
-    import sys
-
-    module = sys.modules.get("run_crash")
-    if module is None:
-        spec = importlib.util.spec_from_file_location("run_crash", _BENCH)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["run_crash"] = module
-        spec.loader.exec_module(module)
-    return module
-
 
 def _post_until_full(client: Any, limit: int = 3000) -> tuple[list[str], Any]:
     """Post batches of 20 events (one new user each) until one is refused; (acked users, refusal)."""
@@ -170,7 +156,7 @@ def test_a_read_only_database_file_answers_503_naming_the_file(model_dir: Path, 
 
     (A file made read-only under a running server changes nothing: its connections were
     opened for writing before; this is the server started on such a file.)"""
-    rc = load_run_crash()
+    rc = load_benchmark("run_crash")
     wrapper = _without_root_override()
     db = tmp_path / "events.db"
     url = f"sqlite:///{db}"
@@ -225,7 +211,7 @@ def demo_model(demo_model_dir: Path, demo_events_csv: Path) -> tuple[Path, Path]
 
 
 def test_terminated_postgres_sessions_cost_no_restart(pg_base_url: str, demo_model, tmp_path: Path) -> None:
-    rc = load_run_crash()
+    rc = load_benchmark("run_crash")
     result = rc.pg_terminate(tmp_path, demo_model[0], pg_base_url, rounds=2, say=lambda line: None)
     assert result["sessions_terminated"] >= 2, result
     assert rc.outage_violations(result) == [], result
@@ -239,7 +225,7 @@ def test_terminated_postgres_sessions_cost_no_restart(pg_base_url: str, demo_mod
 
 @pytest.mark.slow
 def test_postgres_stopped_under_traffic_then_back(pg_base_url: str, demo_model, tmp_path: Path) -> None:
-    rc = load_run_crash()
+    rc = load_benchmark("run_crash")
     if os.geteuid() != 0 or rc.pg_cluster() is None:
         pytest.skip("stopping the local PostgreSQL needs root and pg_ctlcluster")
     result = rc.pg_outage(tmp_path, demo_model[0], pg_base_url, outage_s=5.0, say=lambda line: None)

@@ -8,29 +8,19 @@ assertions: the machine may be loaded.
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("fastapi")
+
+from tests.service.benchmarks_harness import load_benchmark  # noqa: E402
+
 pytest.importorskip("psutil")
 
-_BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "run_load.py"
-
-
-def _run_load():
-    spec = importlib.util.spec_from_file_location("run_load", _BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("run_load", module)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_mixed_traffic_smoke(model_dir: Path, demo_events_csv: Path, tmp_path: Path) -> None:
-    run_load = _run_load()
+    run_load = load_benchmark("run_load")
     from coldbrew.data import load_catalog, load_events
     from coldbrew.demo import demo_paths
 
