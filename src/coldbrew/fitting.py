@@ -30,18 +30,23 @@ from coldbrew.data.events import Events
 if TYPE_CHECKING:
     from coldbrew.scoring import FitHost, Scorer
 
-__all__ = ["PartsJob", "PartsStore", "parts_key", "fit_jobs", "prefit"]
+__all__ = ["PartsJob", "PartsStore", "parts_key", "events_digest", "fit_jobs", "prefit"]
 
 
-def parts_key(config: FitConfig, train: Events) -> tuple:
-    """What fitted parts depend on: the training events (a digest) and every config section
-    but the blend, the ranker and ``[compute]`` (which only read fitted parts, or say how to fit)."""
+def events_digest(train: Events) -> str:
+    """A digest of the events (timestamps, item and user IDs)."""
     digest = hashlib.blake2b(digest_size=16)
     digest.update(np.ascontiguousarray(train.timestamps).tobytes())
     digest.update("\x1f".join(map(str, train.item_ids.tolist())).encode("utf-8", "surrogatepass"))
     digest.update("\x1f".join(map(str, train.user_ids.tolist())).encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
+
+
+def parts_key(config: FitConfig, train: Events, digest: str | None = None) -> tuple:
+    """What fitted parts depend on: the training events (a digest) and every config section
+    but the blend, the ranker and ``[compute]`` (which only read fitted parts, or say how to fit)."""
     neutral = replace(config, blend=BlendConfig(), ranker=RankerConfig(), compute=ComputeConfig())
-    return (len(train), digest.hexdigest(), neutral)
+    return (len(train), digest or events_digest(train), neutral)
 
 
 @dataclass(frozen=True)
@@ -58,17 +63,27 @@ class PartsStore:
 
     def __init__(self) -> None:
         self._fitted: list[tuple[tuple, Scorer]] = []
+        # id(events) -> (events, digest): a fit asks about the same few event sets many
+        # times; the events are kept so that their id cannot be reused
+        self._digests: dict[int, tuple[Events, str]] = {}
 
     def __len__(self) -> int:
         return len(self._fitted)
 
-    def put(self, key: tuple, model: Scorer) -> None:
-        self._fitted.append((key, model))
+    def key(self, config: FitConfig, train: Events) -> tuple:
+        """:func:`parts_key`, each event set's digest computed once."""
+        cached = self._digests.get(id(train))
+        if cached is None or cached[0] is not train:
+            cached = self._digests[id(train)] = (train, events_digest(train))
+        return parts_key(config, train, cached[1])
+
+    def put(self, config: FitConfig, train: Events, model: Scorer) -> None:
+        self._fitted.append((self.key(config, train), model))
 
     def get(self, config: FitConfig, train: Events) -> Scorer | None:
         """The recommender fitted on ``train`` with ``config``'s part settings, its config set
         to ``config`` (blend and ranker settings do not change fitted parts); ``None`` if none."""
-        key = parts_key(config, train)
+        key = self.key(config, train)
         for seen, model in self._fitted:
             if seen == key:
                 model.config = config
@@ -105,7 +120,7 @@ def fit_jobs(owner: FitHost, jobs: Sequence[PartsJob], catalog: Catalog, text_ve
 
     todo: list[tuple[tuple, PartsJob]] = []
     for job in jobs:
-        key = parts_key(job.config, job.train)
+        key = store.key(job.config, job.train)
         if store.get(job.config, job.train) is None and all(key != k for k, _ in todo):
             todo.append((key, job))
     if not todo:
@@ -128,7 +143,7 @@ def fit_jobs(owner: FitHost, jobs: Sequence[PartsJob], catalog: Catalog, text_ve
         timer = getattr(owner, "_timer", None)
         if seconds is not None and timer is not None:
             timer.seconds[f"parts in workers/{job.name}"] = round(seconds, 2)
-        store.put(key, model)
+        store.put(job.config, job.train, model)
 
     from concurrent.futures import ThreadPoolExecutor
 

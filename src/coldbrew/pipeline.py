@@ -188,7 +188,6 @@ class Recommender:
         one's encoder and embedding cache: the one this fit already fitted up front when there
         is one (:mod:`coldbrew.fitting`), else fitted now (timed as stage ``name``) and kept
         for the rest of the fit."""
-        from coldbrew.fitting import parts_key
         from coldbrew.timing import stage_of
 
         store = getattr(self, "_parts_store", None)
@@ -203,7 +202,7 @@ class Recommender:
         with stage_of(self, name):
             inner._fit_parts(catalog, train, text_vectors, adapter=adapter)
         if store is not None and getattr(inner, "adapter_", None) is None:
-            store.put(parts_key(config, train), inner)
+            store.put(config, train, inner)
         return inner
 
     def _adopt_parts(self, fitted: Recommender) -> None:
