@@ -297,3 +297,14 @@ def test_exact_event_weight_table_round_trips():
     config = FitConfig(weighting=WeightingConfig(event_weights=(("view", 0.5), ("buy", 2.0))))
     stored = json.loads(json.dumps(config.to_dict()))
     assert FitConfig.from_dict(stored) == config
+
+
+def test_compute_section_is_checked_and_resolves_auto_counts():
+    from coldbrew.config import ComputeConfig, default_threads
+
+    config = FitConfig.from_dict({"compute": {"recommend_threads": 2, "workers": 1}})
+    assert config.compute.resolved_recommend_threads() == 2 and config.compute.resolved_workers() == 1
+    assert ComputeConfig().resolved_recommend_threads() == min(default_threads(), 4)
+    for field in ("workers", "parallel_min_events", "recommend_threads"):
+        with pytest.raises(ConfigError, match="compute"):
+            FitConfig.from_dict({"compute": {field: -1}})

@@ -393,3 +393,31 @@ def test_tuning_chooses_shelf_weights_beside_the_ordinary_new_item_weights():
     assert b.shelf_content >= 0.25 and b.new_item_content >= 0.25  # the content floor holds on both
     off = Recommender(FitConfig.from_dict({"blend": {"new_item_nearest": False}})).fit(catalog, events, progress=False)
     assert "shelves: arrivals + random cold items" not in off.tuning_ and off.config.blend.shelf_content is None
+
+
+def test_long_request_lists_score_the_same_on_one_or_several_threads():
+    """More than one chunk of requests is spread over ``[compute] recommend_threads``
+    threads (with the learned ranker on): the same items, scores and reasons as one thread;
+    and the same items and reasons as the requests scored in a batch of their own (scores
+    within float32 rounding: a matrix product of 10 rows rounds unlike one of 512)."""
+    import dataclasses
+
+    from tests.ranking.test_stage import _shop as ranked_shop
+    from tests.test_answers_golden import _config, _requests
+
+    catalog, events = ranked_shop()
+    model = Recommender(_config(50_000)).fit(catalog, events, progress=False)
+    assert model.reranker_ is not None
+    base = _requests()
+    many = [dataclasses.replace(r, request_id=f"{r.request_id}-{j}") for j in range(110) for r in base]
+    answers = {}
+    for threads in (1, 3):
+        model.config = dataclasses.replace(
+            model.config, compute=dataclasses.replace(model.config.compute, recommend_threads=threads))
+        answers[threads] = [(r.request_id, r.items, r.scores, r.reasons) for r in model.recommend(many, k=8)]
+    assert len(answers[3]) == 1_100 and answers[1] == answers[3]
+    alone = model.recommend(base, k=8)
+    for j in (0, 109):
+        for got, want in zip(answers[3][j * len(base) : (j + 1) * len(base)], alone):
+            assert got[0] == f"{want.request_id}-{j}" and got[1] == want.items and got[3] == want.reasons
+            np.testing.assert_allclose(got[2], want.scores, rtol=1e-5, atol=1e-5)

@@ -557,18 +557,26 @@ class ComputeConfig:
     0 (default) is one per CPU core this process may use, at most 4; 1 fits them one after
     the other in this process. Fits of fewer than ``parallel_min_events`` events always run
     in this process (starting a worker costs about a second).
+
+    ``recommend_threads``: threads that score a long list of requests (``recommend`` with
+    more than one chunk of 512) chunk by chunk, each with one BLAS thread; 0 (default) is
+    one per core, at most 4; 1 scores in the calling thread. The answers are the same.
     """
 
     workers: int = 0
     parallel_min_events: int = 50_000
+    recommend_threads: int = 0
 
     def __post_init__(self) -> None:
-        if self.workers < 0 or self.parallel_min_events < 0:
-            raise ConfigError(f"compute: workers and parallel_min_events must be >= 0, got {self.workers!r}"
-                              f" and {self.parallel_min_events!r}")
+        if self.workers < 0 or self.parallel_min_events < 0 or self.recommend_threads < 0:
+            raise ConfigError(f"compute: workers, parallel_min_events and recommend_threads must be >= 0, got"
+                              f" {self.workers!r}, {self.parallel_min_events!r} and {self.recommend_threads!r}")
 
     def resolved_workers(self) -> int:
         return min(default_threads(), 4) if self.workers == 0 else self.workers
+
+    def resolved_recommend_threads(self) -> int:
+        return min(default_threads(), 4) if self.recommend_threads == 0 else self.recommend_threads
 
 
 @dataclass(frozen=True)

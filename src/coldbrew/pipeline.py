@@ -35,7 +35,9 @@ module above.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
@@ -63,6 +65,18 @@ from coldbrew.shelves import shelf_content
 __all__ = ["Recommender", "SOURCES"]
 
 _CHUNK = 512
+
+
+@functools.cache
+def _threadpools():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()  # inspecting the loaded libraries takes a while: once
+
+
+def _blas_threads(n: int):
+    """A context manager capping BLAS threads at ``n`` for the whole process while it is open."""
+    return _threadpools().limit(limits=n, user_api="blas")
 
 
 class Recommender:
@@ -402,33 +416,45 @@ class Recommender:
         return scoring.blend(sources, batch, blend or self.config.blend, self.item_warm_)
 
     def recommend(self, requests: Sequence[Request], k: int = 10, _mode: str = "user") -> list[Recommendation]:
-        """Top-k items with scores and reasons for each request, in request order."""
+        """Top-k items with scores and reasons for each request, in request order.
+
+        Requests are scored in chunks of 512; more than one chunk is spread over
+        ``[compute] recommend_threads`` threads (the answers do not depend on it).
+        """
         self._check_fitted()
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
-        out: list[Recommendation] = []
+        chunks = [requests[start : start + _CHUNK] for start in range(0, len(requests), _CHUNK)]
         if len(self.item_map_) > self.config.retrieval.dense_limit:
-            for start in range(0, len(requests), _CHUNK):
-                out += recommend_retrieved(self, requests[start : start + _CHUNK], k, _mode)
-            return out
-        for start in range(0, len(requests), _CHUNK):
-            chunk = requests[start : start + _CHUNK]
-            batch = self.batch(chunk)
-            sources = self.sources(batch)
-            total = self.blend(sources, batch)
-            if getattr(self, "reranker_", None) is not None and _mode != "similar":
-                total = self.reranker_.rerank(self, chunk, batch, sources, total, k)
-            top = scoring.top_k(total, k)
-            for r, req in enumerate(chunk):
-                items = [i for i in top[r] if np.isfinite(total[r, i])]
-                out.append(Recommendation(
-                    request_id=req.request_id,
-                    user_id=req.user_id,
-                    items=self.item_map_.ids(items),
-                    scores=[float(total[r, i]) for i in items],
-                    reasons=reasons(self, req, batch, r, np.asarray(items, dtype=np.int64),
-                                         scoring.source_parts(sources, batch, r, items, self.config.blend, self.item_warm_), _mode),
-                ))
+            return [rec for chunk in chunks for rec in recommend_retrieved(self, chunk, k, _mode)]
+        threads = min(len(chunks), self.config.compute.resolved_recommend_threads())
+        if threads <= 1:
+            return [rec for chunk in chunks for rec in self._recommend_dense(chunk, k, _mode)]
+        # numpy and BLAS release the interpreter, so chunks scored side by side use the cores;
+        # one BLAS thread each (the default of one per core, per chunk, only oversubscribes).
+        with _blas_threads(1), ThreadPoolExecutor(threads, thread_name_prefix="coldbrew-recommend") as pool:
+            done = list(pool.map(lambda chunk: self._recommend_dense(chunk, k, _mode), chunks))
+        return [rec for part in done for rec in part]
+
+    def _recommend_dense(self, chunk: Sequence[Request], k: int, mode: str) -> list[Recommendation]:
+        """One chunk scored against the whole catalog (dense (n, n_items) arrays)."""
+        batch = self.batch(chunk)
+        sources = self.sources(batch)
+        total = self.blend(sources, batch)
+        if getattr(self, "reranker_", None) is not None and mode != "similar":
+            total = self.reranker_.rerank(self, chunk, batch, sources, total, k)
+        top = scoring.top_k(total, k)
+        out = []
+        for r, req in enumerate(chunk):
+            items = [i for i in top[r] if np.isfinite(total[r, i])]
+            out.append(Recommendation(
+                request_id=req.request_id,
+                user_id=req.user_id,
+                items=self.item_map_.ids(items),
+                scores=[float(total[r, i]) for i in items],
+                reasons=reasons(self, req, batch, r, np.asarray(items, dtype=np.int64),
+                                scoring.source_parts(sources, batch, r, items, self.config.blend, self.item_warm_), mode),
+            ))
         return out
 
     # ------------------------------------------------------------------ reasons
