@@ -427,13 +427,18 @@ class Recommender:
         chunks = [requests[start : start + _CHUNK] for start in range(0, len(requests), _CHUNK)]
         if len(self.item_map_) > self.config.retrieval.dense_limit:
             return [rec for chunk in chunks for rec in recommend_retrieved(self, chunk, k, _mode)]
+        if len(chunks) == 1:
+            return self._recommend_dense(chunks[0], k, _mode)
         threads = min(len(chunks), self.config.compute.resolved_recommend_threads())
-        if threads <= 1:
-            return [rec for chunk in chunks for rec in self._recommend_dense(chunk, k, _mode)]
         # numpy and BLAS release the interpreter, so chunks scored side by side use the cores;
         # one BLAS thread each (the default of one per core, per chunk, only oversubscribes).
-        with _blas_threads(1), ThreadPoolExecutor(threads, thread_name_prefix="coldbrew-recommend") as pool:
-            done = list(pool.map(lambda chunk: self._recommend_dense(chunk, k, _mode), chunks))
+        # One BLAS thread on the serial path too: a product's rounding depends on BLAS's
+        # thread count, and the answers must not depend on ``recommend_threads``.
+        with _blas_threads(1):
+            if threads <= 1:
+                return [rec for chunk in chunks for rec in self._recommend_dense(chunk, k, _mode)]
+            with ThreadPoolExecutor(threads, thread_name_prefix="coldbrew-recommend") as pool:
+                done = list(pool.map(lambda chunk: self._recommend_dense(chunk, k, _mode), chunks))
         return [rec for part in done for rec in part]
 
     def _recommend_dense(self, chunk: Sequence[Request], k: int, mode: str) -> list[Recommendation]:

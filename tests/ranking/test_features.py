@@ -103,6 +103,27 @@ def test_group_ranks_are_a_permutation_per_row(pairs):
         assert scores[best] == scores[sel].max()
 
 
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.sampled_from([-np.inf, -1.0, 0.0, 0.5, 2.0])), min_size=1, max_size=30))
+def test_group_ranks_of_presorted_candidates_match_the_sorting_definition(pairs):
+    """Rows ascending with scores best first inside each row (the serving candidates) take a
+    path without a sort: the ranks must equal the lexsort definition, ties in pair order."""
+    pairs = sorted(pairs, key=lambda p: (p[0], -p[1]))
+    rows = np.array([p[0] for p in pairs])
+    scores = np.array([p[1] for p in pairs])
+    assert group_ranks(rows, scores).tolist() == _ranks_by_sorting(rows, scores).tolist()
+    # the same pairs reversed are not presorted and take the sorting path
+    r, s = rows[::-1].copy(), scores[::-1].copy()
+    assert group_ranks(r, s).tolist() == _ranks_by_sorting(r, s).tolist()
+
+
+def _ranks_by_sorting(rows: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    order = np.lexsort((np.arange(len(rows)), -scores, rows))
+    expected = np.empty(len(rows), dtype=np.int64)
+    expected[order] = np.arange(len(rows)) - np.searchsorted(rows[order], rows[order], side="left")
+    return expected
+
+
 def _tables(n_codes: int = 0):
     labels, _ = category_labels(["shoes", "shoes", "tea"])
     items = ItemTable(

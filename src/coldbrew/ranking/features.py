@@ -297,9 +297,17 @@ def days_since(last_timestamps: np.ndarray, now: np.ndarray | int) -> np.ndarray
 def group_ranks(rows: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """0-based rank of each pair's score inside its row (best = 0), int64 (n_pairs,).
 
-    Ties keep the pair order. ``rows`` need not be sorted.
+    Ties keep the pair order. ``rows`` need not be sorted; when they are, with each row's
+    scores already best first (the candidates of :func:`coldbrew.ranking.stage.candidate_pairs`),
+    a rank is the pair's position in its row and no sort is needed.
     """
-    order = np.lexsort((np.arange(len(rows)), -np.asarray(scores, np.float64), rows))
+    rows = np.asarray(rows)
+    s = np.asarray(scores, np.float64)
+    if len(rows) > 1:
+        same = rows[1:] == rows[:-1]
+        if np.all(rows[1:] >= rows[:-1]) and np.all(~same | (s[1:] <= s[:-1])):
+            return np.arange(len(rows)) - np.searchsorted(rows, rows, side="left")
+    order = np.lexsort((np.arange(len(rows)), -s, rows))
     sorted_rows = rows[order]
     starts = np.searchsorted(sorted_rows, sorted_rows, side="left")
     ranks = np.empty(len(rows), dtype=np.int64)
@@ -358,4 +366,4 @@ def pair_features(
     out[:, 17:20] = item_table.habits[items]
     if n_codes:
         out[:, len(FEATURE_NAMES):] = item_table.codes[items]
-    return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+    return np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
