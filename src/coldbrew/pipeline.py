@@ -328,42 +328,42 @@ class Recommender:
     def batch(self, requests: Sequence[Request], dense: bool = True) -> Batch:
         """Index-space inputs of a chunk; ``dense=False`` skips the (n, n_items) allowed mask."""
         n, n_items = len(requests), len(self.item_map_)
-        rows, cols, evs, vals, tss = [], [], [], [], []
         allowed = np.ones((n, n_items) if dense else (n, 0), dtype=bool)
         now = np.full(n, self.now_, dtype=np.int64)
         last_seen = np.full(n, -1, dtype=np.int64)
-        for r, req in enumerate(requests):
-            if req.candidates is not None and dense:
-                allowed[r] = False
-                cand = self.item_map_.lookup(req.candidates)
-                allowed[r, cand[cand >= 0]] = True
-            if req.exclude and dense:
-                ex = self.item_map_.lookup(req.exclude)
-                allowed[r, ex[ex >= 0]] = False
-            history = req.history
-            if history:
-                idx = self.item_map_.lookup([h.item_id for h in history])
-                ok = idx >= 0
-                if dense:
-                    allowed[r, idx[ok]] = False
-                ts = np.fromiter((h.timestamp for h in history), dtype=np.int64, count=len(history))
-                last_seen[r] = ts.max()
-                now[r] = max(self.now_, int(last_seen[r]))
-                if ok.any():
-                    rows.append(np.full(int(ok.sum()), r, dtype=np.int64))
-                    cols.append(idx[ok])
-                    evs.append(np.array([h.event for h in history], dtype=object)[ok])
-                    vals.append(np.fromiter((np.nan if h.value is None else h.value for h in history),
-                                            dtype=np.float64, count=len(history))[ok])
-                    tss.append(ts[ok])
-        rows_a = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+        if dense:
+            for r, req in enumerate(requests):
+                if req.candidates is not None:
+                    allowed[r] = False
+                    cand = self.item_map_.lookup(req.candidates)
+                    allowed[r, cand[cand >= 0]] = True
+                if req.exclude:
+                    ex = self.item_map_.lookup(req.exclude)
+                    allowed[r, ex[ex >= 0]] = False
+        # Every request's history as flat arrays, in request and history order.
+        lengths = np.fromiter((len(req.history) for req in requests), dtype=np.int64, count=n)
+        events = [h for req in requests for h in req.history]
+        row_of = np.repeat(np.arange(n, dtype=np.int64), lengths)
+        idx = self.item_map_.lookup([h.item_id for h in events])
+        ts = np.fromiter((h.timestamp for h in events), dtype=np.int64, count=len(events))
+        if len(events):
+            np.maximum.at(last_seen, row_of, ts)
+            with_history = lengths > 0
+            now[with_history] = np.maximum(self.now_, last_seen[with_history])
+        ok = idx >= 0
+        rows_a, cols_a = row_of[ok], idx[ok]
+        if dense:
+            allowed[rows_a, cols_a] = False
         if len(rows_a):
+            kept = np.flatnonzero(ok)
+            kinds = np.array([events[j].event for j in kept], dtype=object)
+            values = np.fromiter((np.nan if events[j].value is None else events[j].value for j in kept),
+                                 dtype=np.float64, count=len(kept))
             # Each request decays its own history from its own "now".
-            shifted = np.concatenate(tss) + (self.now_ - now[rows_a])
-            strengths = event_strengths(np.concatenate(evs), np.concatenate(vals), shifted, self.config.weighting, self.now_)
+            shifted = ts[ok] + (self.now_ - now[rows_a])
+            strengths = event_strengths(kinds, values, shifted, self.config.weighting, self.now_)
         else:
             strengths = np.zeros(0, np.float32)
-        cols_a = np.concatenate(cols) if cols else np.zeros(0, np.int64)
         matrix = interaction_matrix(rows_a, cols_a, strengths, (n, n_items))
         n_history = np.diff(matrix.indptr)
         texts = [req.text for req in requests]
@@ -449,16 +449,25 @@ class Recommender:
         if getattr(self, "reranker_", None) is not None and mode != "similar":
             total = self.reranker_.rerank(self, chunk, batch, sources, total, k)
         top = scoring.top_k(total, k)
+        values = np.take_along_axis(total, top, axis=1)
+        shown = np.isfinite(values)
+        parts = scoring.source_parts(sources, batch, top, self.config.blend, self.item_warm_)
+        ids = self.item_map_.ids(top.ravel())
+        width = top.shape[1]
         out = []
         for r, req in enumerate(chunk):
-            items = [i for i in top[r] if np.isfinite(total[r, i])]
+            keep = shown[r]
+            if keep.all():
+                items, row_ids, row_parts, row_values = top[r], ids[r * width : (r + 1) * width], parts[r], values[r]
+            else:
+                items, row_parts, row_values = top[r][keep], parts[r][:, keep], values[r][keep]
+                row_ids = [i for i, kept in zip(ids[r * width : (r + 1) * width], keep) if kept]
             out.append(Recommendation(
                 request_id=req.request_id,
                 user_id=req.user_id,
-                items=self.item_map_.ids(items),
-                scores=[float(total[r, i]) for i in items],
-                reasons=reasons(self, req, batch, r, np.asarray(items, dtype=np.int64),
-                                scoring.source_parts(sources, batch, r, items, self.config.blend, self.item_warm_), mode),
+                items=row_ids,
+                scores=row_values.tolist(),
+                reasons=reasons(self, req, batch, r, items, row_parts, mode),
             ))
         return out
 

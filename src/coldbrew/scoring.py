@@ -121,15 +121,28 @@ def allowed_count(allowed: np.ndarray) -> np.ndarray:
 def standardise(scores: np.ndarray, allowed: np.ndarray, count: np.ndarray | None = None) -> np.ndarray:
     """Z-score each row over its allowed items; constant rows become 0.
 
-    ``count``: :func:`allowed_count` of ``allowed`` when the caller already has it.
+    ``count``: :func:`allowed_count` of ``allowed`` when the caller already has it. Computed
+    in blocks of rows that stay in the CPU's cache (the same values as all rows at once).
     """
     if count is None:
         count = allowed_count(allowed)
+    out = np.zeros(scores.shape, dtype=np.result_type(scores.dtype, np.float32))
+    step = max(1, _CACHE_FLOATS // max(scores.shape[1], 1))
+    for start in range(0, len(scores), step):
+        rows = slice(start, start + step)
+        _standardise_rows(scores[rows], allowed[rows], count[rows], out[rows])
+    return out
+
+
+_CACHE_FLOATS = 131_072  # rows per block of standardise: about 512 KB of float32 scores
+
+
+def _standardise_rows(scores: np.ndarray, allowed: np.ndarray, count: np.ndarray, out: np.ndarray) -> None:
     masked = np.where(allowed, scores, np.float32(0.0))
     mean = masked.sum(axis=1, keepdims=True, dtype=np.float64) / count
     centred = np.where(allowed, scores - mean.astype(np.float32), np.float32(0.0))
     std = np.sqrt(np.einsum("ij,ij->i", centred, centred)[:, None] / count).astype(np.float32)
-    return np.divide(centred, std, out=np.zeros_like(centred), where=std > 1e-6)
+    np.divide(centred, std, out=out, where=std > 1e-6)
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -190,15 +203,16 @@ def blend(sources: dict[str, np.ndarray], batch: Batch, b: BlendConfig, item_war
     return total
 
 
-def source_parts(sources: dict[str, np.ndarray], batch: Batch, r: int, items: np.ndarray, b: BlendConfig,
+def source_parts(sources: dict[str, np.ndarray], batch: Batch, items: np.ndarray, b: BlendConfig,
                  item_warm: np.ndarray) -> np.ndarray:
-    """Weighted source scores (len(SOURCES), len(items)) of row ``r``'s ``items``: what
-    :func:`blend` summed for them."""
+    """Weighted source scores (n, len(SOURCES), k) of each row's ``items`` (n, k): what
+    :func:`blend` summed for them (the same float32 products)."""
     items = np.asarray(items, dtype=np.int64)
-    weights = blend_weights(batch.n_history[r : r + 1], b)[0]
-    cold_weights = item_weights(b, shelf_rows(batch, item_warm)[r : r + 1])[0]
+    weights = blend_weights(batch.n_history, b)
+    cold_weights = item_weights(b, shelf_rows(batch, item_warm))
     cold = ~item_warm[items]
-    parts = np.zeros((len(SOURCES), len(items)), dtype=np.float32)
+    parts = np.zeros((len(items), len(SOURCES), items.shape[1]), dtype=np.float32)
     for s, name in enumerate(SOURCES):
-        parts[s] = np.where(cold, cold_weights[s], weights[s]) * batch.standardised(name, sources[name])[r, items]
+        z = np.take_along_axis(batch.standardised(name, sources[name]), items, axis=1)
+        parts[:, s] = np.where(cold, cold_weights[:, s, None], weights[:, s, None]) * z
     return parts

@@ -44,21 +44,22 @@ def test_fold_in_of_trained_user_is_close_to_trained_factor():
     assert np.all(cos > 0.95)
 
 
-def test_fold_in_empty_row_gives_zeros_and_all_paths_agree(monkeypatch):
-    """Vectorised (large batches), gathered per row (small batches, huge catalogs): one answer."""
+def test_fold_in_empty_row_gives_zeros_and_blocks_agree(monkeypatch):
+    """Rows are solved in length-sorted, padded blocks: any block size gives one answer,
+    the same as each row folded in alone, in the caller's row order."""
     import coldbrew.models.als as als_module
 
     conf = confidence(_matrix(2), 5.0)
     model = ALSModel(ALSConfig(factors=4, iterations=3)).fit(conf, progress=False)
     rows = sp.vstack([sp.csr_matrix((1, conf.shape[1]), dtype=np.float32), conf[:40]]).tocsr()
-    assert rows.shape[0] > als_module._SMALL_BATCH
-    vectorised = model.fold_in(rows)
-    assert np.all(vectorised[0] == 0) and model._yy is not None
-    small = np.vstack([model.fold_in(rows[i : i + 4]) for i in range(0, rows.shape[0], 4)])
-    np.testing.assert_allclose(small, vectorised, rtol=1e-4, atol=1e-6)
-    monkeypatch.setattr(als_module, "_VECTORISED_LIMIT", 0)
-    looped = model.fold_in(rows)
-    np.testing.assert_allclose(looped, vectorised, rtol=1e-4, atol=1e-6)
+    together = model.fold_in(rows)
+    assert np.all(together[0] == 0) and np.all(np.abs(together[1:]).sum(axis=1) > 0)
+    alone = np.vstack([model.fold_in(rows[i : i + 1]) for i in range(rows.shape[0])])
+    np.testing.assert_allclose(alone, together, rtol=1e-4, atol=1e-6)
+    monkeypatch.setattr(als_module, "_BLOCK_ROWS", 3)
+    np.testing.assert_allclose(model.fold_in(rows), together, rtol=1e-4, atol=1e-6)
+    monkeypatch.setattr(als_module, "_BLOCK_FLOATS", 1)  # one row per block
+    np.testing.assert_allclose(model.fold_in(rows), together, rtol=1e-4, atol=1e-6)
 
 
 def test_fold_in_before_fit_raises():

@@ -12,10 +12,10 @@ from coldbrew.errors import NotFittedError
 
 __all__ = ["ALSModel", "confidence"]
 
-# Above this many floats the vectorised fold-in (items x factors^2) is replaced by a loop.
-_VECTORISED_LIMIT = 64_000_000
-# Up to this many users the per-row gather is cheaper than the items x factors^2 product.
-_SMALL_BATCH = 32
+# fold_in stacks up to this many rows (sorted by length) into one batched product, and at
+# most this many gathered factor floats (rows x longest row x factors: 32 MB of float64).
+_BLOCK_ROWS = 128
+_BLOCK_FLOATS = 4_000_000
 
 
 def confidence(strengths: sp.csr_matrix, alpha: float) -> sp.csr_matrix:
@@ -69,12 +69,14 @@ class ALSModel:
         y = self.item_factors_.astype(np.float64)
         self._y64 = y
         self._yty = y.T @ y
-        self._yy: np.ndarray | None = None
 
     def fold_in(self, confidences: sp.csr_matrix) -> np.ndarray:
         """User factors for rows of confidences (n x n_items CSR), float32 (n, factors).
 
         Solves ``(YtY + Yt (C - I) Y + reg I) x = Yt C p`` per row; an empty row gives zeros.
+        Each row reads only its own items' factors: rows of similar length are stacked,
+        padded to the longest, and their ``f x f`` systems built by one batched product.
+        Time and memory grow with the rows' events, not with the catalog.
         """
         if not hasattr(self, "item_factors_"):
             raise NotFittedError("ALSModel.fold_in called before fit")
@@ -84,32 +86,31 @@ class ALSModel:
         if rows.shape[1] != n_items:
             raise ValueError(f"fold_in: expected {n_items} columns, got {rows.shape[1]}")
         out = np.zeros((rows.shape[0], f), dtype=np.float32)
-        nonempty = np.flatnonzero(np.diff(rows.indptr) > 0)
+        lengths = np.diff(rows.indptr)
+        nonempty = np.flatnonzero(lengths > 0)
         if len(nonempty) == 0:
             return out
         base = self._yty + self.config.regularization * np.eye(f)
         y64 = getattr(self, "_y64", None)
         if y64 is None or y64.shape != y.shape:
             y64 = self._y64 = y.astype(np.float64)
-        if len(nonempty) > _SMALL_BATCH and n_items * f * f <= _VECTORISED_LIMIT:
-            if self._yy is None:
-                self._yy = np.einsum("if,ig->ifg", y64, y64).reshape(n_items, f * f)
-            for start in range(0, len(nonempty), 1024):
-                sel = nonempty[start : start + 1024]
-                c = rows[sel].astype(np.float64)
-                cm1 = c.copy()
-                cm1.data = cm1.data - 1.0
-                a = base[None, :, :] + np.asarray(cm1 @ self._yy).reshape(len(sel), f, f)
-                b = np.asarray(c @ y64)
-                out[sel] = np.linalg.solve(a, b[:, :, None])[:, :, 0]
-        else:  # few rows (a service request) or a huge catalog: gather each row's items
-            a = np.empty((len(nonempty), f, f))
-            b = np.empty((len(nonempty), f))
-            for j, r in enumerate(nonempty):
-                lo, hi = rows.indptr[r], rows.indptr[r + 1]
-                idx, c = rows.indices[lo:hi], rows.data[lo:hi].astype(np.float64)
-                yi = y64[idx]
-                a[j] = base + (yi.T * (c - 1.0)) @ yi
-                b[j] = yi.T @ c
-            out[nonempty] = np.linalg.solve(a, b[:, :, None])[:, :, 0]
+        order = nonempty[np.argsort(lengths[nonempty], kind="stable")]
+        start = 0
+        while start < len(order):
+            end = min(start + _BLOCK_ROWS, len(order))
+            longest = int(lengths[order[end - 1]])
+            end = min(end, start + max(1, _BLOCK_FLOATS // (longest * f)))
+            sel = order[start:end]
+            longest = int(lengths[sel[-1]])
+            lo = rows.indptr[sel]
+            pos = lo[:, None] + np.arange(longest)[None, :]
+            valid = pos < rows.indptr[sel + 1][:, None]
+            pos = np.where(valid, pos, lo[:, None])
+            c = np.where(valid, rows.data[pos].astype(np.float64), 0.0)  # (b, m); 0 = padding
+            yi = y64[rows.indices[pos]]  # (b, m, f)
+            weighted = yi * np.where(valid, c - 1.0, 0.0)[:, :, None]
+            a = base[None, :, :] + np.matmul(weighted.transpose(0, 2, 1), yi)
+            b = np.matmul(c[:, None, :], yi)[:, 0, :]
+            out[sel] = np.linalg.solve(a, b[:, :, None])[:, :, 0]
+            start = end
         return out
