@@ -51,19 +51,24 @@ def reasons(model, req: Request, batch: Batch, r: int, items: np.ndarray, parts:
             anchors["cf"] = hist[np.argmax(model.item_factors_[hist] @ model.item_factors_[items].T, axis=0)]
         if "content" in needed:
             anchors["content"] = hist[np.argmax(model.text_vectors_[hist] @ model.text_vectors_[items].T, axis=0)]
-    last_event = {h.item_id: h.event for h in req.history}
+    last_event: dict[str, str] | None = None  # built only when a reason names a history item
+    new_items = (~model.item_warm_[items]).tolist()
+    content_first = (parts[0] > 0).tolist() if len(items) else []
+    anchored = {name: a.tolist() for name, a in anchors.items()}
+    has_text = bool(batch.has_text[r])
+    categories = model.catalog_.categories
     out = []
-    for n, (i, source) in enumerate(zip(items, sources)):
-        new_item = not model.item_warm_[i]
-        if source == "content" and batch.has_text[r] and (len(hist) == 0 or parts[0, n] > 0):
+    for n, (i, source) in enumerate(zip(items.tolist(), sources)):
+        new_item = new_items[n]
+        if source == "content" and has_text and (len(hist) == 0 or content_first[n]):
             words = _matching_words(req.text or "", title(model, i))
             if words:
                 out.append(f"matches '{words}' in your interests")
             else:
                 out.append(f"matches your interests ('{_clip(req.text or '', 40)}')")
             continue
-        if source in anchors:
-            j = int(anchors[source][n])
+        if source in anchored:
+            j = anchored[source][n]
             if mode == "similar":
                 out.append({
                     "cooccurrence": "often bought together",
@@ -71,6 +76,8 @@ def reasons(model, req: Request, batch: Batch, r: int, items: np.ndarray, parts:
                     "content": "similar product description",
                 }[source])
                 continue
+            if last_event is None:
+                last_event = {h.item_id: h.event for h in req.history}
             verb = _VERBS.get(last_event.get(model.item_map_.ids([j])[0], ""), "looked at")
             if source == "cooccurrence":
                 out.append(f"often bought with {title(model, j)}, which you {verb}")
@@ -81,7 +88,7 @@ def reasons(model, req: Request, batch: Batch, r: int, items: np.ndarray, parts:
             else:
                 out.append(f"because you {verb} {title(model, j)}")
             continue
-        category = str(model.catalog_.categories[i]).split(">")[-1].split("|")[0].strip()
+        category = str(categories[i]).split(">")[-1].split("|")[0].strip()
         if new_item:
             out.append(f"new in {category}" if category else "new arrival")
         elif category:

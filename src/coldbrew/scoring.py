@@ -192,14 +192,18 @@ def blend(sources: dict[str, np.ndarray], batch: Batch, b: BlendConfig, item_war
     weights = blend_weights(batch.n_history, b)
     cold_weights = item_weights(b, shelf_rows(batch, item_warm))
     cold = np.flatnonzero(~item_warm)
+    zs = [batch.standardised(name, sources[name]) for name in SOURCES]
     total = np.zeros(batch.allowed.shape, dtype=np.float32)
-    cold_total = np.zeros((len(total), len(cold)), dtype=np.float32)
-    for s, name in enumerate(SOURCES):
-        z = batch.standardised(name, sources[name])
-        total += weights[:, s, None] * z
-        cold_total += cold_weights[:, s, None] * z[:, cold]
-    total[:, cold] = cold_total
-    total[~batch.allowed] = -np.inf
+    step = max(1, _CACHE_FLOATS // max(total.shape[1], 1))
+    for start in range(0, len(total), step):  # row blocks that stay in cache, as standardise
+        rows = slice(start, start + step)
+        block = total[rows]
+        cold_total = np.zeros((len(block), len(cold)), dtype=np.float32)
+        for s, z in enumerate(zs):
+            block += weights[rows, s, None] * z[rows]
+            cold_total += cold_weights[rows, s, None] * z[rows, cold]
+        block[:, cold] = cold_total
+        block[~batch.allowed[rows]] = -np.inf
     return total
 
 

@@ -206,14 +206,15 @@ class RerankStage:
                  total: np.ndarray, rows: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Features float32 (n_pairs, F) of the pairs ``(rows, items)`` of one dense batch."""
 
+        flat = rows * total.shape[1] + items  # pair positions in the (n, n_items) arrays
         z = np.empty((len(rows), len(SOURCES)), dtype=np.float32)
         for s, name in enumerate(SOURCES):
-            z[:, s] = batch.standardised(name, sources[name])[rows, items]
+            z[:, s] = batch.standardised(name, sources[name]).ravel().take(flat)
         if batch.has_text.any():
             text = np.einsum("pd,pd->p", batch.text_vectors[rows], model.text_vectors_[items])
         else:  # no request has words: every cosine is 0 (as the product of zero vectors)
             text = np.zeros(len(rows), dtype=np.float32)
-        return pair_features(rows, items, total[rows, items], z, text,
+        return pair_features(rows, items, total.ravel().take(flat), z, text,
                              self.user_table(model, requests, batch), self.item_table(model))
 
     # ------------------------------------------------------------------ ranking
@@ -233,7 +234,7 @@ class RerankStage:
         for kind in np.unique(row_kind[present]):
             sel = pair_kind == kind
             if self._active(kind):
-                out[rows[sel], items[sel]] = self.rankers[kind].score(x[sel])
+                out.ravel()[rows[sel] * out.shape[1] + items[sel]] = self.rankers[kind].score(x[sel])
             else:
                 keep = np.unique(rows[sel])
                 out[keep] = total[keep]
