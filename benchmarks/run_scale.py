@@ -111,6 +111,9 @@ def write_requests(events_path: Path, out: Path, n: int = 1000, seed: int = 0) -
     return out
 
 
+TIMEOUT_S = 3600.0  # per command; --timeout
+
+
 def run_measured(args: list[str], log: Path) -> dict:
     """Run a command; its wall seconds, peak summed RSS of its process tree (MiB), exit code."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -120,6 +123,14 @@ def run_measured(args: list[str], log: Path) -> dict:
         root = psutil.Process(proc.pid)
         peak = 0
         while proc.poll() is None:
+            if time.perf_counter() - started > TIMEOUT_S:
+                for p in [*root.children(recursive=True), root]:
+                    try:
+                        p.kill()
+                    except psutil.Error:
+                        pass
+                proc.wait()
+                raise RuntimeError(f"{' '.join(map(str, args))} ran past {TIMEOUT_S:.0f} s (peak {peak / 2**20:,.0f} MiB)")
             try:
                 tree = [root, *root.children(recursive=True)]
                 rss = 0
@@ -153,31 +164,40 @@ def run_cell(items: int, events: int, engines: list[str], work: Path, requests: 
     n_req = sum(1 for _ in req_path.open())
     cell = {"items": items, "events": events, "requests": n_req, "shop_seconds": round(made, 1), "engines": {}}
     for engine in engines:
-        eng = ["--engine", engine]
-        out: dict[str, dict] = {}
-        enc_dir, model = shop / f"encoded-{engine}", shop / f"model-{engine}"
-        for stale in (enc_dir, model):
-            subprocess.run(["rm", "-rf", str(stale)], check=True)
-        out["encode"] = run_measured(
-            [*COLDBREW, "encode", "--catalog", str(shop / "items.parquet"), "--out", str(enc_dir),
-             "--config", str(config), *eng], shop / f"encode-{engine}.log")
-        out["encode"]["per_s"] = round(items / out["encode"]["seconds"])
-        out["fit"] = run_measured(
-            [*COLDBREW, "fit", "--catalog", str(shop / "items.parquet"), "--events", str(shop / "events.parquet"),
-             "--out", str(model), "--config", str(config), *eng], shop / f"fit-{engine}.log")
-        out["fit"]["per_s"] = round(events / out["fit"]["seconds"])
-        out["recommend"] = run_measured(
-            [*COLDBREW, "recommend", "--model", str(model), "--requests", str(req_path), "--k", "10",
-             "--out", str(shop / f"recs-{engine}.jsonl"), *eng], shop / f"recommend-{engine}.log")
-        out["recommend"]["per_s"] = round(n_req / out["recommend"]["seconds"], 1)
-        cell["engines"][engine] = out
-        print(f"  {items:>9,} x {events:>10,} {engine:>5}: " + ", ".join(
-            f"{k} {v['seconds']:.1f} s ({v['peak_mib']:,} MiB)" for k, v in out.items()), flush=True)
-    if {"local", "ray"} <= set(engines):
+        try:
+            cell["engines"][engine] = _run_engine(engine, items, events, shop, config, req_path, n_req)
+        except RuntimeError as exc:  # recorded, and the grid goes on (a big cell may not fit)
+            cell["engines"][engine] = {"error": str(exc)[-800:]}
+            print(f"  {items:>9,} x {events:>10,} {engine:>5}: FAILED {str(exc)[-300:]}", flush=True)
+    if all("error" not in cell["engines"].get(e, {"error": 1}) for e in ("local", "ray")):
         a = [json.loads(x) for x in (shop / "recs-local.jsonl").read_text().splitlines()]
         b = [json.loads(x) for x in (shop / "recs-ray.jsonl").read_text().splitlines()]
         cell["same_lists_local_vs_ray"] = sum(x["items"] == y["items"] for x, y in zip(a, b)) / max(len(a), 1)
     return cell
+
+
+def _run_engine(engine: str, items: int, events: int, shop: Path, config: Path, req_path: Path, n_req: int) -> dict:
+    """The three commands of one cell on one engine (``RuntimeError`` when one fails)."""
+    eng = ["--engine", engine]
+    out: dict[str, dict] = {}
+    enc_dir, model = shop / f"encoded-{engine}", shop / f"model-{engine}"
+    for stale in (enc_dir, model):
+        subprocess.run(["rm", "-rf", str(stale)], check=True)
+    out["encode"] = run_measured(
+        [*COLDBREW, "encode", "--catalog", str(shop / "items.parquet"), "--out", str(enc_dir),
+         "--config", str(config), *eng], shop / f"encode-{engine}.log")
+    out["encode"]["per_s"] = round(items / out["encode"]["seconds"])
+    out["fit"] = run_measured(
+        [*COLDBREW, "fit", "--catalog", str(shop / "items.parquet"), "--events", str(shop / "events.parquet"),
+         "--out", str(model), "--config", str(config), *eng], shop / f"fit-{engine}.log")
+    out["fit"]["per_s"] = round(events / out["fit"]["seconds"])
+    out["recommend"] = run_measured(
+        [*COLDBREW, "recommend", "--model", str(model), "--requests", str(req_path), "--k", "10",
+         "--out", str(shop / f"recs-{engine}.jsonl"), *eng], shop / f"recommend-{engine}.log")
+    out["recommend"]["per_s"] = round(n_req / out["recommend"]["seconds"], 1)
+    print(f"  {items:>9,} x {events:>10,} {engine:>5}: " + ", ".join(
+        f"{k} {v['seconds']:.1f} s ({v['peak_mib']:,} MiB)" for k, v in out.items()), flush=True)
+    return out
 
 
 def default_encoder_cell(items: int, engines: list[str], work: Path) -> dict:
@@ -208,7 +228,7 @@ def slopes(cells: list[dict]) -> list[dict]:
             group = sorted(group, key=lambda c: c[axis])
             for lo, hi in zip(group, group[1:]):
                 for engine in lo["engines"]:
-                    if engine not in hi["engines"]:
+                    if "error" in lo["engines"][engine] or "error" in hi["engines"].get(engine, {"error": 1}):
                         continue
                     for cmd in ("encode", "fit", "recommend"):
                         t0, t1 = lo["engines"][engine][cmd]["seconds"], hi["engines"][engine][cmd]["seconds"]
@@ -225,6 +245,9 @@ def markdown(result: dict) -> str:
              " peak MiB encode / fit / recommend |", "|---:|---:|---|---:|---:|---:|---:|"]
     for c in result["cells"]:
         for engine, r in c["engines"].items():
+            if "error" in r:
+                lines.append(f"| {c['items']:,} | {c['events']:,} | {engine} | failed: {r['error'][-160:]} | | | |")
+                continue
             lines.append(f"| {c['items']:,} | {c['events']:,} | {engine} | {r['encode']['seconds']:.1f}"
                          f" ({r['encode']['per_s']:,}) | {r['fit']['seconds']:.1f} ({r['fit']['per_s']:,}) |"
                          f" {r['recommend']['seconds']:.1f} ({r['recommend']['per_s']:,}) |"
@@ -252,7 +275,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--default-encoder-items", type=int, default=0, metavar="N")
     parser.add_argument("--work", type=Path, default=Path("/tmp/coldbrew-scale"))
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "scale.json")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per command (default 3600)")
     args = parser.parse_args(argv)
+    global TIMEOUT_S
+    TIMEOUT_S = args.timeout
     args.work.mkdir(parents=True, exist_ok=True)
     result = {"command": "python benchmarks/run_scale.py " + " ".join(sys.argv[1:] if argv is None else argv),
               "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores,"
