@@ -2,6 +2,10 @@
 
 User errors (bad files, unknown IDs, bad options) end with exit code 2 and one line on
 stderr starting with ``coldbrew: error:``; never a traceback.
+
+Size (about 570 lines): one short function per command (13 commands) beside the one
+parser they share (``--config``, ``--engine``, the error handling); each command only
+calls the library.
 """
 
 from __future__ import annotations

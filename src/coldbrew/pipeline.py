@@ -27,7 +27,7 @@ mixed with weights that move from the *cold* to the *warm* set as the history gr
   text vectors plus the request's own words) against item text vectors.
 * **popularity**: recent popularity; for items without interactions, the bridge's estimate.
 
-Size (about 450 lines): the public methods of ``Recommender`` (fit, add_items, recommend,
+Size (about 510 lines): the public methods of ``Recommender`` (fit, add_items, recommend,
 similar, onboard, score_items, query_vectors) and the per-batch inputs every scoring path
 shares (``batch``, the user profiles, ``sources``) stay together; everything else is a part
 module above.

@@ -4,6 +4,9 @@ Products always come from the :class:`~coldbrew.pipeline.Recommender`: "find" ra
 items that pass the conversation's filters by the shopper's words (and history, when
 given); "recommend for me" by their history; "similar to X" is ``Recommender.similar``
 filtered; "compare" and attribute questions read the catalog.
+
+Size (about 500 lines): the dialogue state and one method per intent, which share that
+state and the catalog filters; the slot reading is :mod:`coldbrew.assistant.slots`.
 """
 
 from __future__ import annotations

@@ -19,6 +19,9 @@ matched against the catalog's own categories and titles:
   token overlap (English words, Chinese character bigrams and their translations), one per
   part of a comparison ("X and Y", "X vs Y", "X和Y");
 * **attribute** (for ask): price, brand, category, stock, colour or description.
+
+Size (about 450 lines): one extractor per slot above, all sharing the tokeniser and the
+bundled vocabulary.
 """
 
 from __future__ import annotations

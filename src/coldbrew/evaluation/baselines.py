@@ -7,6 +7,9 @@ returned; ties are broken by item order (fit catalog first, then added items in 
 items a model cannot score (score ``-inf``) come last. Events count through their strength
 under the default event weights without time decay (purchases positive, cancels zero,
 ratings scaled above 2.5).
+
+Size (about 530 lines): five baselines, each under 120 lines, on one base class that
+holds the shared rules above.
 """
 
 from __future__ import annotations

@@ -21,6 +21,9 @@ On a PostgreSQL store shared by several replicas (:mod:`coldbrew.service.replica
 names come from the database (no two replicas train the same ``vN``) and the new version is
 recorded there as the active one before it is swapped in; the other replicas load it from
 this replica's ``versions/`` directory, so that directory must be readable by all of them.
+
+Size (about 430 lines): the registry, the child fit process and the swap are one
+crash-safety protocol, kept in one file so its invariants read in one place.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ The model is shared by many worker threads. Readers (recommendations) hold a sha
 catalog changes and the hot swap after a retrain hold it exclusively and are short (an
 added item is encoded in a few milliseconds), so no request ever sees a half-updated model
 and none fails during a swap.
+
+Size (about 480 lines): the model, its lock, the catalog overlay and the paths that change
+them together under that lock.
 """
 
 from __future__ import annotations

@@ -15,6 +15,9 @@ Layout of a model directory::
 appended, not rebuilt) and then replaces the manifest atomically, so a crash at any point
 leaves either the old or the new model, never a mix. A model directory without index files
 (smaller catalogs, or written before indexes were saved) builds its indexes on first use.
+
+Size (about 490 lines): writing and reading of this one layout, kept side by side so
+that a change to the layout changes both.
 """
 
 from __future__ import annotations
