@@ -17,8 +17,6 @@ the code that fits them.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import scipy.sparse as sp
 
@@ -29,7 +27,8 @@ from coldbrew.data.weighting import event_strengths, interaction_matrix
 from coldbrew.errors import DataError
 from coldbrew.models.als import ALSModel, confidence
 from coldbrew.models.bridge import TextToCFBridge
-from coldbrew.models.cooccurrence import cooccurrence_neighbors
+from coldbrew.models.cooccurrence import Cooccurrence
+from coldbrew.models.popularity import TrendPopularity
 
 __all__ = ["fit_parts", "fill_cold_items", "bridge_inputs", "cf_item_vectors", "score_scales"]
 
@@ -70,13 +69,9 @@ def fit_parts(model, catalog: Catalog, events: Events, text_vectors: np.ndarray,
     matrix = interaction_matrix(user_idx, item_idx, strengths, shape)
     bridge_vectors = fit_adapter(model, adapter, user_idx, item_idx, ev.timestamps, strengths > 0)
     fit_cf(model, matrix, user_idx, item_idx, ev.timestamps)
-    model.cooccurrence_ = cooccurrence_neighbors(matrix)
-    trend = event_strengths(
-        ev.events, ev.values, ev.timestamps,
-        replace(cfg.weighting, half_life_days=cfg.weighting.trend_half_life_days), model.now_,
-    )
-    counts = np.bincount(item_idx[trend > 0], weights=trend[trend > 0], minlength=shape[1])
-    popularity = np.log1p(counts).astype(np.float32)
+    model.cooccurrence_ = Cooccurrence().fit(matrix).neighbors_
+    popularity = TrendPopularity(cfg.weighting).fit(
+        ev.events, ev.values, ev.timestamps, item_idx, shape[1], model.now_).scores_
     model.item_warm_ = np.asarray((matrix > 0).sum(axis=0)).ravel() > 0
     model.fit_report_["warm_items"] = int(model.item_warm_.sum())
     model.fit_report_["users"] = shape[0]

@@ -63,3 +63,12 @@ def test_items_without_users_and_tiny_catalogs():
     assert s[0, 2] > 0 and s[2, 0] > 0 and s[1].sum() == 0 and s[3].sum() == 0
     one = cooccurrence_neighbors(sp.csr_matrix(np.ones((2, 1), np.float32)))
     assert one.shape == (1, 1) and one.nnz == 0
+
+
+def test_the_part_fits_to_the_function_s_neighbours():
+    from coldbrew.models.cooccurrence import Cooccurrence
+
+    m = sp.csr_matrix(np.array([[1, 1, 0], [1, 1, 0], [0, 0, 5]], dtype=np.float32))
+    part = Cooccurrence(neighbors=2, shrink=1.0)
+    assert part.fit(m) is part
+    np.testing.assert_array_equal(part.neighbors_.toarray(), cooccurrence_neighbors(m, 2, 1.0).toarray())

@@ -1,7 +1,8 @@
-"""Collaborative filtering, co-occurrence, the text->CF bridge and blend tuning."""
+"""Collaborative filtering, co-occurrence, popularity, the text->CF bridge and blend tuning."""
 
 from coldbrew.models.als import ALSModel, confidence
 from coldbrew.models.bridge import TextToCFBridge
-from coldbrew.models.cooccurrence import cooccurrence_neighbors
+from coldbrew.models.cooccurrence import Cooccurrence, cooccurrence_neighbors
+from coldbrew.models.popularity import TrendPopularity
 
-__all__ = ["ALSModel", "TextToCFBridge", "confidence", "cooccurrence_neighbors"]
+__all__ = ["ALSModel", "Cooccurrence", "TextToCFBridge", "TrendPopularity", "confidence", "cooccurrence_neighbors"]

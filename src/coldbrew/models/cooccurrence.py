@@ -5,10 +5,23 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["cooccurrence_neighbors"]
+__all__ = ["Cooccurrence", "cooccurrence_neighbors"]
 
 #: Upper bound on the co-count nonzeros one block of item rows may produce (memory ~ 40 B each).
 MAX_BLOCK_NONZEROS = 8_000_000
+
+
+class Cooccurrence:
+    """The co-occurrence part: ``fit(user_items) -> self``; ``neighbors_`` (items x items CSR,
+    float32) are :func:`cooccurrence_neighbors` of the interactions."""
+
+    def __init__(self, neighbors: int = 100, shrink: float = 10.0) -> None:
+        self.neighbors = neighbors
+        self.shrink = shrink
+
+    def fit(self, user_items: sp.csr_matrix) -> Cooccurrence:
+        self.neighbors_ = cooccurrence_neighbors(user_items, self.neighbors, self.shrink)
+        return self
 
 
 def cooccurrence_neighbors(
