@@ -100,7 +100,12 @@ def _top_of_block(common: sp.csr_matrix, start: int, norms: np.ndarray, shrink: 
     if long_rows.any():
         heavy = long_rows[local]
         h_row, h_col, h_sim = row[heavy], col[heavy], sims[heavy]
-        order = np.lexsort((h_col, -h_sim, h_row))  # per row: higher sim, then lower column
+        # Per row: higher sim, then lower column. The pairs come in CSR order (rows, then
+        # columns, ascending), so one stable sort by (row, -sim) keeps ties by lower column;
+        # the key packs both in a uint64 (a positive float32's bits order like its value).
+        sim_bits = h_sim.astype(np.float32).view(np.uint32).astype(np.uint64)
+        key = (h_row.astype(np.uint64) << np.uint64(32)) | (np.uint64(0xFFFFFFFF) - sim_bits)
+        order = np.argsort(key, kind="stable")
         h_row, h_col, h_sim = h_row[order], h_col[order], h_sim[order]
         first = np.flatnonzero(np.r_[True, h_row[1:] != h_row[:-1]])
         rank = np.arange(len(h_row)) - np.repeat(first, np.diff(np.r_[first, len(h_row)]))
