@@ -374,9 +374,9 @@ class ServiceState:
 def prepare_model(model: Any) -> None:
     """Warm a model up before it serves: load the encoder and score one request.
 
-    Requests are scored in batches of at most 32, where the ALS fold-in gathers each user's
-    rows; its vectorised (n_items, f*f) cache (about 150 MB on the UCI catalog) is never
-    built by the service, so adding a product costs no cache rebuild either.
+    Requests are scored in batches of at most 32; the ALS fold-in reads only each user's own
+    items' factors (no per-catalog cache), so adding a product rebuilds nothing there. The
+    text-neighbour lists of shelf requests are not built here (see README, shelves).
     """
     model.encoder.encode(["warm-up"])
     if len(model.item_map_) == 0:
