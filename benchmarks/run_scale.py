@@ -111,11 +111,10 @@ def write_requests(events_path: Path, out: Path, n: int = 1000, seed: int = 0) -
     return out
 
 
-TIMEOUT_S = 3600.0  # per command; --timeout
+def run_measured(args: list[str], log: Path, timeout: float = 3600.0) -> dict:
+    """Run a command; its wall seconds, peak summed RSS of its process tree (MiB), exit code.
 
-
-def run_measured(args: list[str], log: Path) -> dict:
-    """Run a command; its wall seconds, peak summed RSS of its process tree (MiB), exit code."""
+    Past ``timeout`` seconds the command and its children are killed (``RuntimeError``)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     started = time.perf_counter()
     with open(log, "w") as sink:
@@ -123,14 +122,14 @@ def run_measured(args: list[str], log: Path) -> dict:
         root = psutil.Process(proc.pid)
         peak = 0
         while proc.poll() is None:
-            if time.perf_counter() - started > TIMEOUT_S:
+            if time.perf_counter() - started > timeout:
                 for p in [*root.children(recursive=True), root]:
                     try:
                         p.kill()
                     except psutil.Error:
                         pass
                 proc.wait()
-                raise RuntimeError(f"{' '.join(map(str, args))} ran past {TIMEOUT_S:.0f} s (peak {peak / 2**20:,.0f} MiB)")
+                raise RuntimeError(f"{' '.join(map(str, args))} ran past {timeout:.0f} s (peak {peak / 2**20:,.0f} MiB)")
             try:
                 tree = [root, *root.children(recursive=True)]
                 rss = 0
@@ -150,7 +149,8 @@ def run_measured(args: list[str], log: Path) -> dict:
     return {"seconds": round(seconds, 2), "peak_mib": round(peak / 2**20), "log": str(log)}
 
 
-def run_cell(items: int, events: int, engines: list[str], work: Path, requests: int) -> dict:
+def run_cell(items: int, events: int, engines: list[str], work: Path, requests: int,
+             timeout: float = 3600.0) -> dict:
     shop = work / f"shop-{items}x{events}"
     t0 = time.perf_counter()
     if not (shop / "events.parquet").is_file():
@@ -165,7 +165,7 @@ def run_cell(items: int, events: int, engines: list[str], work: Path, requests: 
     cell = {"items": items, "events": events, "requests": n_req, "shop_seconds": round(made, 1), "engines": {}}
     for engine in engines:
         try:
-            cell["engines"][engine] = _run_engine(engine, items, events, shop, config, req_path, n_req)
+            cell["engines"][engine] = _run_engine(engine, items, events, shop, config, req_path, n_req, timeout)
         except RuntimeError as exc:  # recorded, and the grid goes on (a big cell may not fit)
             cell["engines"][engine] = {"error": str(exc)[-800:]}
             print(f"  {items:>9,} x {events:>10,} {engine:>5}: FAILED {str(exc)[-300:]}", flush=True)
@@ -176,7 +176,8 @@ def run_cell(items: int, events: int, engines: list[str], work: Path, requests: 
     return cell
 
 
-def _run_engine(engine: str, items: int, events: int, shop: Path, config: Path, req_path: Path, n_req: int) -> dict:
+def _run_engine(engine: str, items: int, events: int, shop: Path, config: Path, req_path: Path, n_req: int,
+                timeout: float) -> dict:
     """The three commands of one cell on one engine (``RuntimeError`` when one fails)."""
     eng = ["--engine", engine]
     out: dict[str, dict] = {}
@@ -185,15 +186,15 @@ def _run_engine(engine: str, items: int, events: int, shop: Path, config: Path, 
         subprocess.run(["rm", "-rf", str(stale)], check=True)
     out["encode"] = run_measured(
         [*COLDBREW, "encode", "--catalog", str(shop / "items.parquet"), "--out", str(enc_dir),
-         "--config", str(config), *eng], shop / f"encode-{engine}.log")
+         "--config", str(config), *eng], shop / f"encode-{engine}.log", timeout)
     out["encode"]["per_s"] = round(items / out["encode"]["seconds"])
     out["fit"] = run_measured(
         [*COLDBREW, "fit", "--catalog", str(shop / "items.parquet"), "--events", str(shop / "events.parquet"),
-         "--out", str(model), "--config", str(config), *eng], shop / f"fit-{engine}.log")
+         "--out", str(model), "--config", str(config), *eng], shop / f"fit-{engine}.log", timeout)
     out["fit"]["per_s"] = round(events / out["fit"]["seconds"])
     out["recommend"] = run_measured(
         [*COLDBREW, "recommend", "--model", str(model), "--requests", str(req_path), "--k", "10",
-         "--out", str(shop / f"recs-{engine}.jsonl"), *eng], shop / f"recommend-{engine}.log")
+         "--out", str(shop / f"recs-{engine}.jsonl"), *eng], shop / f"recommend-{engine}.log", timeout)
     out["recommend"]["per_s"] = round(n_req / out["recommend"]["seconds"], 1)
     print(f"  {items:>9,} x {events:>10,} {engine:>5}: " + ", ".join(
         f"{k} {v['seconds']:.1f} s ({v['peak_mib']:,} MiB)" for k, v in out.items()), flush=True)
@@ -277,15 +278,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "scale.json")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per command (default 3600)")
     args = parser.parse_args(argv)
-    global TIMEOUT_S
-    TIMEOUT_S = args.timeout
     args.work.mkdir(parents=True, exist_ok=True)
     result = {"command": "python benchmarks/run_scale.py " + " ".join(sys.argv[1:] if argv is None else argv),
               "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores,"
                          f" {psutil.virtual_memory().total / 2**30:.0f} GiB",
               "cores": os.cpu_count(), "cells": [], "default_encoder": []}
     for items, events in args.cells:
-        result["cells"].append(run_cell(items, events, args.engines, args.work, args.requests))
+        result["cells"].append(run_cell(items, events, args.engines, args.work, args.requests, args.timeout))
         result["slopes"] = slopes(result["cells"])
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=1))

@@ -127,14 +127,20 @@ def standardise(scores: np.ndarray, allowed: np.ndarray, count: np.ndarray | Non
     if count is None:
         count = allowed_count(allowed)
     out = np.zeros(scores.shape, dtype=np.result_type(scores.dtype, np.float32))
-    step = max(1, _CACHE_FLOATS // max(scores.shape[1], 1))
-    for start in range(0, len(scores), step):
-        rows = slice(start, start + step)
+    for rows in _row_blocks(scores.shape):
         _standardise_rows(scores[rows], allowed[rows], count[rows], out[rows])
     return out
 
 
-_CACHE_FLOATS = 131_072  # rows per block of standardise: about 512 KB of float32 scores
+_CACHE_FLOATS = 131_072  # floats per row block of standardise and blend: about 512 KB of float32
+
+
+def _row_blocks(shape: tuple[int, ...]):
+    """Slices of whole rows of an ``(n, n_items)`` array, about ``_CACHE_FLOATS`` each (so a
+    block's temporaries stay in the CPU's cache; every row is computed as it would be alone)."""
+    step = max(1, _CACHE_FLOATS // max(shape[1], 1))
+    for start in range(0, shape[0], step):
+        yield slice(start, start + step)
 
 
 def _standardise_rows(scores: np.ndarray, allowed: np.ndarray, count: np.ndarray, out: np.ndarray) -> None:
@@ -194,9 +200,7 @@ def blend(sources: dict[str, np.ndarray], batch: Batch, b: BlendConfig, item_war
     cold = np.flatnonzero(~item_warm)
     zs = [batch.standardised(name, sources[name]) for name in SOURCES]
     total = np.zeros(batch.allowed.shape, dtype=np.float32)
-    step = max(1, _CACHE_FLOATS // max(total.shape[1], 1))
-    for start in range(0, len(total), step):  # row blocks that stay in cache, as standardise
-        rows = slice(start, start + step)
+    for rows in _row_blocks(total.shape):
         block = total[rows]
         cold_total = np.zeros((len(block), len(cold)), dtype=np.float32)
         for s, z in enumerate(zs):
